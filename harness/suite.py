@@ -1,0 +1,260 @@
+"""The suite's commands, run by ./suite with the cached venv's Python.
+
+  test   lint (flake8, planemo lint, planemo workflow_lint), pytest, then planemo test of
+         every tool and every workflow against one local Galaxy started for the run
+  main   the main job: the hot/cold workflow on the bundled real sky image, in Galaxy;
+         every output is written to results/<date-time>/
+  serve  start Galaxy with the suite's tools and workflows for a person to use in a browser
+"""
+
+import argparse
+import concurrent.futures
+import datetime
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from galaxy_server import GalaxyServer, REPO, tool_files  # noqa: E402
+
+OUTPUT_DIR = os.path.join(REPO, "test-output")
+PYTHON_SOURCES = ["scripts", "tests", "harness", "bench"]
+
+
+def venv_bin(name):
+    return os.path.join(sys.prefix, "bin", name)
+
+
+def say(message):
+    print(f"\n=== {message}", flush=True)
+
+
+def run(command, **kwargs):
+    """Run a command, streaming its output; return its exit status."""
+    print("$ " + " ".join(command), flush=True)
+    return subprocess.call(command, cwd=kwargs.pop("cwd", REPO), **kwargs)
+
+
+class Stages:
+    """Records each stage's outcome and prints a summary at the end."""
+
+    def __init__(self):
+        self.rows = []
+
+    def add(self, name, ok, detail="", seconds=0.0):
+        self.rows.append((name, ok, detail, seconds))
+        print(f"--- {name}: {'ok' if ok else 'FAILED'} {detail} ({seconds:.0f} s)", flush=True)
+
+    def timed(self, name, function):
+        start = time.time()
+        ok, detail = function()
+        self.add(name, ok, detail, time.time() - start)
+        return ok
+
+    @property
+    def ok(self):
+        return all(row[1] for row in self.rows)
+
+    def report(self):
+        say("summary")
+        for name, ok, detail, seconds in self.rows:
+            print(f"  {'ok    ' if ok else 'FAILED'} {name:<28} {seconds:6.0f} s  {detail}")
+
+
+# --------------------------------------------------------------------------------------
+# Lint and pytest
+# --------------------------------------------------------------------------------------
+
+def lint_python():
+    sources = [p for p in PYTHON_SOURCES if os.path.isdir(os.path.join(REPO, p))]
+    status = run([venv_bin("flake8")] + sources)
+    return status == 0, "flake8"
+
+
+def lint_tools():
+    paths = [os.path.join("tools", name) for name in tool_files()]
+    status = run([venv_bin("planemo"), "lint", "--fail_level", "warn", "--report_level",
+                  "warn"] + paths)
+    return status == 0, f"{len(paths)} tools"
+
+
+def workflow_files():
+    return sorted(glob.glob(os.path.join(REPO, "workflows", "*.gxwf.yml")))
+
+
+def lint_workflows():
+    files = workflow_files()
+    if not files:
+        return True, "no workflows"
+    status = run([venv_bin("planemo"), "workflow_lint", "--fail_level", "warn"] + files)
+    return status == 0, f"{len(files)} workflows"
+
+
+def run_pytest(extra=()):
+    status = run([sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider",
+                  f"--junitxml={os.path.join(OUTPUT_DIR, 'pytest.xml')}", *extra])
+    return status == 0, "see the pytest summary above"
+
+
+# --------------------------------------------------------------------------------------
+# planemo against the local Galaxy
+# --------------------------------------------------------------------------------------
+
+def planemo_test(server, targets, name):
+    """planemo test of the given tools or workflows; returns (ok, passed, failed)."""
+    json_path = os.path.join(OUTPUT_DIR, f"{name}.json")
+    command = [venv_bin("planemo"), "test", "--engine", "external_galaxy",
+               "--galaxy_url", server.url, "--galaxy_admin_key", server.key,
+               "--galaxy_user_key", server.key, "--test_timeout", "600",
+               "--test_output", os.path.join(OUTPUT_DIR, f"{name}.html"),
+               "--test_output_json", json_path, *targets]
+    log_path = os.path.join(OUTPUT_DIR, f"{name}.log")
+    with open(log_path, "w") as log:
+        status = run(command, stdout=log, stderr=subprocess.STDOUT)
+    passed, failed = count_results(json_path)
+    if status != 0 or failed or not passed:
+        with open(log_path) as log:
+            tail = log.read()[-6000:]
+        print(f"--- {name}: planemo exited {status}; end of {log_path}:\n{tail}", flush=True)
+    return status == 0 and failed == 0 and passed > 0, passed, failed
+
+
+def count_results(json_path):
+    """(passed, failed) from planemo's structured test output."""
+    try:
+        with open(json_path) as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return 0, 0
+    passed = failed = 0
+    for test in data.get("tests", []):
+        status = test.get("data", {}).get("status")
+        if status == "success":
+            passed += 1
+        else:
+            failed += 1
+            print(f"    failed: {test.get('id')}", flush=True)
+    return passed, failed
+
+
+def tool_chunks(count):
+    """Split the tools into `count` groups of about equal test counts (largest first)."""
+    weights = []
+    for name in tool_files():
+        with open(os.path.join(REPO, "tools", name)) as handle:
+            weights.append((handle.read().count("<test"), os.path.join("tools", name)))
+    chunks = [[0, []] for _ in range(count)]
+    for weight, path in sorted(weights, reverse=True):
+        lightest = min(chunks, key=lambda chunk: chunk[0])
+        lightest[0] += weight
+        lightest[1].append(path)
+    return [paths for _, paths in chunks if paths]
+
+
+def test_tools_in_galaxy(server, parallel):
+    """planemo test of every tool, `parallel` planemo processes at once."""
+    chunks = tool_chunks(parallel)
+    with concurrent.futures.ThreadPoolExecutor(len(chunks)) as pool:
+        results = list(pool.map(lambda item: planemo_test(server, item[1], f"tools-{item[0]}"),
+                                enumerate(chunks, 1)))
+    passed = sum(r[1] for r in results)
+    failed = sum(r[2] for r in results)
+    print(f"planemo tools: {passed} passed, {failed} failed", flush=True)
+    return all(r[0] for r in results), f"{passed} passed, {failed} failed"
+
+
+def test_workflows_in_galaxy(server):
+    files = [f for f in workflow_files()
+             if os.path.exists(f.replace(".gxwf.yml", ".gxwf-tests.yml"))]
+    if not files:
+        return True, "no workflow tests"
+    ok, passed, failed = planemo_test(server, files, "workflows")
+    print(f"planemo workflows: {passed} passed, {failed} failed", flush=True)
+    return ok, f"{passed} passed, {failed} failed"
+
+
+def service_env():
+    """Local stand-ins for outside services, for Galaxy's jobs (none needed yet)."""
+    return {}
+
+
+def galaxy_workdir(prefix):
+    return tempfile.mkdtemp(prefix=prefix, dir=os.environ.get("ASTRO_SUITE_TMP"))
+
+
+def cmd_test(args):
+    os.makedirs(OUTPUT_DIR, exist_ok=True)
+    stages = Stages()
+    if not args.skip_lint:
+        stages.timed("flake8", lint_python)
+        stages.timed("planemo lint (tools)", lint_tools)
+        stages.timed("planemo workflow_lint", lint_workflows)
+    if not args.skip_pytest:
+        stages.timed("pytest", run_pytest)
+    if not args.skip_galaxy:
+        server = GalaxyServer(galaxy_workdir("astro-galaxy-test-"), extra_env=service_env())
+        start = time.time()
+        try:
+            server.start()
+            stages.add("Galaxy start", True, server.url, time.time() - start)
+            stages.timed("planemo test (tools)",
+                         lambda: test_tools_in_galaxy(server, args.parallel))
+            stages.timed("planemo test (workflows)", lambda: test_workflows_in_galaxy(server))
+        except Exception as err:
+            stages.add("Galaxy", False, str(err), time.time() - start)
+        finally:
+            server.stop()
+            if not stages.ok:
+                server.keep_log(os.path.join(OUTPUT_DIR, "galaxy.log"))
+    stages.report()
+    return 0 if stages.ok else 1
+
+
+def cmd_serve(args):
+    server = GalaxyServer(galaxy_workdir("astro-galaxy-serve-"), port=args.port,
+                          extra_env=service_env())
+    with server:
+        print(f"\nGalaxy with the source-extraction suite: {server.url}\n"
+              f"  login: admin@example.org / astro-suite-admin   (API key {server.key})\n"
+              "  press Ctrl-C to stop", flush=True)
+        try:
+            while server.process.poll() is None:
+                time.sleep(2)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def cmd_main(args):
+    say("main job: not available yet (needs the hot_cold_catalog workflow)")
+    return 1
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="./suite", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    test = sub.add_parser("test", help="lint, pytest and planemo tests in a real Galaxy")
+    test.add_argument("--skip-lint", action="store_true")
+    test.add_argument("--skip-pytest", action="store_true")
+    test.add_argument("--skip-galaxy", action="store_true")
+    test.add_argument("--parallel", type=int, default=2,
+                      help="planemo processes testing tools at once (default 2)")
+    serve = sub.add_parser("serve", help="start Galaxy with the suite for a browser")
+    serve.add_argument("--port", type=int, default=8080)
+    main_job = sub.add_parser("main", help="run the main job (hot/cold workflow)")
+    main_job.add_argument("--image", help="another FITS image instead of the bundled one")
+    args = parser.parse_args(argv)
+    started = datetime.datetime.now()
+    status = {"test": cmd_test, "serve": cmd_serve, "main": cmd_main}[args.command](args)
+    print(f"\n{args.command} finished in {(datetime.datetime.now() - started).seconds} s "
+          f"with status {status}", flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

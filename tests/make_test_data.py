@@ -1,0 +1,78 @@
+#!/usr/bin/env python
+"""Regenerate the derived test images in test-data/ (deterministic; run from the repo root).
+
+The real images (sep_image.fits, mosaic3_z_ccd3.fits) are copied unchanged from their
+upstream projects (see test-data/README.md); everything here is derived from them or
+synthetic.
+"""
+
+import os
+
+import numpy as np
+import tifffile
+from astropy.io import fits
+
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test-data")
+
+
+def path(name):
+    return os.path.join(HERE, name)
+
+
+def legacy_like_header(nx, ny, ra, dec, pixscale=0.262, bands="grz"):
+    """A WCS header laid out like the Legacy Surveys cutout service's FITS answer."""
+    header = fits.Header()
+    header["CTYPE1"], header["CTYPE2"] = "RA---TAN", "DEC--TAN"
+    header["CRVAL1"], header["CRVAL2"] = ra, dec
+    header["CRPIX1"], header["CRPIX2"] = (nx + 1) / 2.0, (ny + 1) / 2.0
+    header["CD1_1"], header["CD1_2"] = -pixscale / 3600.0, 0.0
+    header["CD2_1"], header["CD2_2"] = 0.0, pixscale / 3600.0
+    header["BANDS"] = bands
+    for index, band in enumerate(bands):
+        header[f"BAND{index}"] = band
+    return header
+
+
+def main():
+    sep_image = fits.getdata(path("sep_image.fits")).astype(np.float32)
+    # The same real image as a float32 TIFF.
+    tifffile.imwrite(path("sep_image.tiff"), sep_image)
+    # A g,r,z cube (planes = 0.5x, 1x, 1.5x a 96x96 corner of the sep image), with the
+    # cutout service's header layout.
+    corner = sep_image[:96, :96]
+    sky = np.median(corner)
+    cube = np.stack([(corner - sky) * f + sky * f for f in (0.5, 1.0, 1.5)])
+    header = legacy_like_header(96, 96, 150.0, 2.0)
+    fits.PrimaryHDU(cube.astype(np.float32), header).writeto(path("cube_grz.fits"),
+                                                             overwrite=True)
+    # An RGB TIFF (refused without a chosen channel).
+    rgb = np.zeros((32, 32, 3), dtype=np.uint8)
+    rgb[8:24, 8:24] = (200, 120, 40)
+    tifffile.imwrite(path("rgb.tiff"), rgb, photometric="rgb")
+    # A mask over the saturated star of the sep image (x 224..242, y 174..192, 1-based),
+    # and one of the wrong shape.
+    mask = np.zeros(sep_image.shape, dtype=np.uint8)
+    mask[173:192, 223:242] = 1
+    fits.PrimaryHDU(mask).writeto(path("mask_star.fits"), overwrite=True)
+    fits.PrimaryHDU(np.zeros((100, 120), dtype=np.uint8)).writeto(
+        path("mask_wrong_shape.fits"), overwrite=True)
+    # An all-NaN image; a flat noise field with no sources.
+    fits.PrimaryHDU(np.full((32, 32), np.nan, dtype=np.float32)).writeto(
+        path("all_nan.fits"), overwrite=True)
+    rng = np.random.default_rng(42)
+    blank = (100.0 + rng.normal(0.0, 1.0, (64, 64))).astype(np.float32)
+    fits.PrimaryHDU(blank).writeto(path("blank_sky.fits"), overwrite=True)
+    # An HTML error page saved with a .fits name (what a failed download leaves).
+    with open(path("error_page.fits"), "w") as handle:
+        handle.write("<!DOCTYPE html>\n<html><head><title>500 Internal Server Error</title>"
+                     "</head><body><h1>Internal Server Error</h1></body></html>\n")
+    # Filter kernels: a 5x5 Gaussian (FWHM 3 px) and a malformed one.
+    yy, xx = np.mgrid[-2:3, -2:3]
+    gauss = np.exp(-(xx ** 2 + yy ** 2) / (2 * (3 / 2.3548) ** 2))
+    np.savetxt(path("kernel_gauss5.txt"), gauss, fmt="%.5f")
+    with open(path("kernel_ragged.txt"), "w") as handle:
+        handle.write("1 2 1\n2 4\n1 2 1\n")
+
+
+if __name__ == "__main__":
+    main()
