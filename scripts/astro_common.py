@@ -230,6 +230,8 @@ def _select_plane(data, header, plane, band, what, description):
     kind = f"cube with {data.shape[0]} planes" + (f" ({listing})" if listing else "")
     data = _pick_plane(data, plane, what, kind)
     header = header.copy()
+    for key in ["BANDS"] + [f"BAND{i}" for i in range(len(bands))]:
+        header.remove(key, ignore_missing=True)
     if bands[plane]:
         header["BAND"] = (bands[plane], "band of this plane of the cube")
     return data, header, f"{description} plane {plane}"
@@ -354,9 +356,12 @@ def write_catalog(path, catalog):
 
 
 def _column_format(name, values):
-    if name in INTEGER_COLUMNS or np.asarray(values).dtype.kind in "iub":
+    values = np.asarray(values)
+    if values.dtype.kind in "iub":
         return "%d"
-    return COLUMN_FORMATS.get(name, "%.6g")
+    if name in INTEGER_COLUMNS and np.all(values == np.round(values)):
+        return "%.0f"  # whole numbers stored as floats (NaN is written as nan)
+    return COLUMN_FORMATS.get(name, "%.7g")
 
 
 def read_catalog(path, what="the catalog"):
@@ -437,7 +442,8 @@ def _typed_catalog(names, columns):
     catalog = Catalog()
     for name, values in zip(names, columns):
         values = np.asarray(values, dtype=float)
-        if name in INTEGER_COLUMNS and np.all(np.isfinite(values)):
+        if name in INTEGER_COLUMNS and np.all(np.isfinite(values)) and \
+                np.all(values == np.round(values)):
             values = values.astype(np.int64)
         catalog[name] = values
     return catalog
@@ -518,3 +524,156 @@ def ellipse_centres(catalog, peak=False):
     catalog.require(names)
     return (np.asarray(catalog[names[0]], dtype=float),
             np.asarray(catalog[names[1]], dtype=float))
+
+
+def ellipse_bounds(major, minor, theta_deg):
+    """Half-widths (hx, hy) of the axis-aligned box around each ellipse."""
+    phi = np.radians(theta_deg)
+    hx = np.sqrt((major * np.cos(phi)) ** 2 + (minor * np.sin(phi)) ** 2)
+    hy = np.sqrt((major * np.sin(phi)) ** 2 + (minor * np.cos(phi)) ** 2)
+    return hx, hy
+
+
+def inside_ellipses(px, py, cx, cy, major, minor, theta_deg):
+    """Strict point-in-ellipse test, element by element (all arrays of one length).
+
+    True where (u/major)^2 + (v/minor)^2 < 1, with (u, v) the point's offset from the
+    centre rotated by -theta. Degenerate ellipses (an axis <= 0) contain nothing.
+    """
+    phi = np.radians(theta_deg)
+    dx, dy = px - cx, py - cy
+    u = dx * np.cos(phi) + dy * np.sin(phi)
+    v = -dx * np.sin(phi) + dy * np.cos(phi)
+    valid = (major > 0) & (minor > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inside = (u / major) ** 2 + (v / minor) ** 2 < 1.0
+    return valid & inside
+
+
+# --------------------------------------------------------------------------------------
+# ds9 region files
+# --------------------------------------------------------------------------------------
+
+REGION_HEADER = (
+    "# Region file format: DS9 version 4.1\n"
+    'global color=green dashlist=8 3 width=1 font="helvetica 10 normal roman" select=1 '
+    "highlite=1 dash=0 fixed=0 edit=1 move=1 delete=1 include=1 source=1\n")
+REGION_SHAPES = {"box": 5, "ellipse": 5, "circle": 3, "polygon": None, "point": 2}
+REGION_SYSTEMS = ("image", "physical", "fk5", "icrs", "galactic", "ecliptic", "fk4", "j2000",
+                  "wcs", "linear", "amplifier", "detector")
+
+
+class Region:
+    """One ds9 shape in image coordinates (1-based pixels, angles in degrees)."""
+
+    def __init__(self, shape, params, line, properties=""):
+        self.shape = shape
+        self.params = params
+        self.line = line
+        self.properties = properties
+
+    def __repr__(self):
+        return f"Region({self.shape}, {self.params})"
+
+
+def write_regions(path, lines, system="image"):
+    """Write a ds9 region file: the standard header, the coordinate system, the shapes."""
+    with open(path, "w") as handle:
+        handle.write(REGION_HEADER)
+        handle.write(system + "\n")
+        handle.writelines(line + "\n" for line in lines)
+
+
+def ellipse_region_lines(x, y, major, minor, theta, colours, texts=None, unit=""):
+    """ds9 `ellipse` lines (semi-axes, angle in degrees); colours and texts per row."""
+    texts = texts if texts is not None else [None] * len(x)
+    return [f"ellipse({xi:.7g},{yi:.7g},{a:.4f}{unit},{b:.4f}{unit},{t:.3f}) # color={c}"
+            + (f" text={{{label}}}" if label is not None else "")
+            for xi, yi, a, b, t, c, label in zip(np.asarray(x).tolist(), np.asarray(y).tolist(),
+                                                  np.asarray(major).tolist(),
+                                                  np.asarray(minor).tolist(),
+                                                  np.asarray(theta).tolist(), colours, texts)]
+
+
+def read_regions(path, what="the region file"):
+    """Read a ds9 region file in image (or physical) coordinates.
+
+    Shapes: box, ellipse, circle, polygon (and point, kept as a marker). Any other shape,
+    another coordinate system, or a malformed line is an error naming the line.
+    """
+    regions = []
+    system = "image"
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for number, raw in enumerate(handle, 1):
+            text = raw.strip()
+            if not text or text.startswith("#") or text.startswith("global"):
+                continue
+            for part in [p.strip() for p in text.split(";") if p.strip()]:
+                body, _, properties = part.partition("#")
+                body = body.strip()
+                if body.lower() in REGION_SYSTEMS:
+                    system = body.lower()
+                    continue
+                regions.append(_parse_region(body, properties, number, system, what))
+    return regions
+
+
+def _parse_region(body, properties, number, system, what):
+    match = re.match(r"^([+-]?)\s*([A-Za-z]+)\s*\((.*)\)$", body)
+    if not match:
+        raise ToolError(f"{what}, line {number}: '{body[:50]}' is not a ds9 shape")
+    if match.group(1) == "-":
+        raise ToolError(f"{what}, line {number}: exclusion regions ('-{match.group(2)}') "
+                        "are not supported")
+    shape = match.group(2).lower()
+    if shape not in REGION_SHAPES:
+        raise ToolError(f"{what}, line {number}: unknown shape '{shape}' (supported: "
+                        f"{', '.join(REGION_SHAPES)})")
+    if system not in ("image", "physical"):
+        raise ToolError(f"{what}, line {number}: coordinates are '{system}'; save the "
+                        "regions in image coordinates")
+    try:
+        params = [float(p.strip().rstrip('"').rstrip("'")) for p in match.group(3).split(",")]
+    except ValueError:
+        raise ToolError(f"{what}, line {number}: '{body[:50]}' has a non-numeric "
+                        "parameter") from None
+    expected = REGION_SHAPES[shape]
+    if shape in ("box", "ellipse") and len(params) == 4:
+        params.append(0.0)  # no angle given
+    if expected is not None and len(params) != expected or \
+            shape == "polygon" and (len(params) < 6 or len(params) % 2):
+        raise ToolError(f"{what}, line {number}: {shape} has {len(params)} parameters")
+    return Region(shape, params, number, properties.strip())
+
+
+SOURCE_COLOURS = {1: "red", 2: "blue", 3: "green", 4: "magenta", 5: "cyan"}
+
+
+def catalog_region_lines(catalog, scale=1.0, offset=0.0, coords="image", pixel_scale=None):
+    """ds9 lines for a catalog's CluSex ellipses (R = scale x KRON_RADIUS x A + offset,
+    R <= 0 -> 1 px; b = R x B/A), centred on the peak pixel, angle THETA_IMAGE; colour by
+    SOURCE (red 1, blue 2, ...), the NUMBER as text; saturated objects (FLAGS bit 4) also
+    get a red point. coords 'fk5' uses ALPHA/DELTA_J2000 and sizes in arcsec (pixel_scale,
+    arcsec/px), assuming north up, east left as the angle's reference."""
+    major, _, theta = ellipse_axes(catalog, "clusex", scale=scale, offset=offset)
+    major = np.where(major > 0, major, 1.0)
+    minor = major * minor_axis_ratio(catalog)
+    x, y = ellipse_centres(catalog, peak=True)
+    unit = ""
+    if coords == "fk5":
+        catalog.require(["ALPHA_J2000", "DELTA_J2000"], "the catalog (for fk5 regions)")
+        x, y = catalog["ALPHA_J2000"], catalog["DELTA_J2000"]
+        if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+            raise ToolError("the catalog has no sky positions (ALPHA_J2000/DELTA_J2000 are "
+                            "NaN: the image had no WCS); use image coordinates")
+        major, minor, unit = major * pixel_scale, minor * pixel_scale, '"'
+    source = catalog["SOURCE"] if "SOURCE" in catalog else np.ones(catalog.nrows, dtype=int)
+    colours = [SOURCE_COLOURS.get(int(s), "green") for s in source]
+    numbers = catalog["NUMBER"] if "NUMBER" in catalog else np.arange(1, catalog.nrows + 1)
+    lines = ellipse_region_lines(x, y, major, minor, theta, colours,
+                                 [int(n) for n in numbers], unit=unit)
+    if "FLAGS" in catalog:
+        flags = np.nan_to_num(np.asarray(catalog["FLAGS"], dtype=float)).astype(np.int64)
+        lines += [f"point({x[i]:.7g},{y[i]:.7g}) # point=boxcircle color=red"
+                  for i in np.flatnonzero(flags & 4)]
+    return lines

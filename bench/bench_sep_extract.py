@@ -1,0 +1,157 @@
+#!/usr/bin/env python
+"""Benchmark: sep_extract on a synthetic 4096x4096 field with about 20,000 sources.
+
+One run, side by side:
+- our script (catalog + background, RMS and segmentation FITS) against bare sep calls
+  making the same measurements on the same array (Background, extract, kron_radius,
+  sum_ellipse, flux_radius): wall time and peak memory (each in a fresh process);
+- the overlay: one EllipseCollection (ours) against one matplotlib Ellipse patch per object.
+
+Run: python bench/bench_sep_extract.py [--size 4096] [--sources 20000]
+"""
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPTS = os.path.join(HERE, "..", "scripts")
+sys.path.insert(0, SCRIPTS)
+
+
+def synthetic_field(size, count, seed=1):
+    """Sky 1000 + noise (sigma 10) + `count` Gaussian sources, added stamp by stamp in one
+    vectorised scatter-add."""
+    rng = np.random.default_rng(seed)
+    image = 1000.0 + rng.normal(0.0, 10.0, (size, size)).astype(np.float32)
+    half = 7
+    offsets = np.arange(-half, half + 1)
+    x0 = rng.uniform(half, size - half - 1, count)
+    y0 = rng.uniform(half, size - half - 1, count)
+    sigma = rng.uniform(0.8, 2.5, count)
+    flux = 10 ** rng.uniform(2.5, 5.0, count)
+    xi, yi = np.rint(x0).astype(int), np.rint(y0).astype(int)
+    dx = offsets[None, None, :] + xi[:, None, None] - x0[:, None, None]
+    dy = offsets[None, :, None] + yi[:, None, None] - y0[:, None, None]
+    stamps = np.exp(-(dx ** 2 + dy ** 2) / (2 * sigma[:, None, None] ** 2))
+    stamps *= (flux / (2 * np.pi * sigma ** 2))[:, None, None]
+    rows = (yi[:, None, None] + offsets[None, :, None]) * size
+    cols = xi[:, None, None] + offsets[None, None, :]
+    np.add.at(image.ravel(), (rows + cols).ravel(), stamps.ravel().astype(np.float32))
+    return image
+
+
+def bare_sep(path):
+    """The same measurements with sep alone (what our script adds is I/O and bookkeeping)."""
+    import sep
+    from astropy.io import fits
+    sep.set_extract_pixstack(5_000_000)
+    sep.set_sub_object_limit(4096)
+    data = fits.getdata(path).astype(np.float32)
+    bkg = sep.Background(data, bw=64, bh=64, fw=3, fh=3)
+    data_sub = data - bkg.back()
+    objects = sep.extract(data_sub, 1.5, err=bkg.globalrms, segmentation_map=False)
+    x, y, a, b, theta = (objects[k] for k in ("x", "y", "a", "b", "theta"))
+    kron, _ = sep.kron_radius(data_sub, x, y, a, b, theta, 6.0)
+    kron = np.maximum(2.5 * kron, 3.5)
+    flux, _, _ = sep.sum_ellipse(data_sub, x, y, a, b, theta, kron, err=bkg.globalrms, subpix=1)
+    sep.flux_radius(data_sub, x, y, 6.0 * a, 0.5, normflux=flux, subpix=5)
+    return len(objects)
+
+
+def ours(path, out):
+    import sep_extract
+    sep_extract.main(["--image", path, "--catalog", os.path.join(out, "cat.tabular"),
+                      "--background", os.path.join(out, "back.fits"),
+                      "--rms", os.path.join(out, "rms.fits"),
+                      "--segmentation", os.path.join(out, "seg.fits")])
+
+
+def measure_in_child(kind, path, out):
+    """Run one variant in a fresh Python; return (wall seconds, peak RSS in bytes)."""
+    code = (f"import sys, time, resource; sys.path.insert(0, {HERE!r}); "
+            "import bench_sep_extract as b; t = time.perf_counter(); "
+            f"b.{kind}({path!r}{', ' + repr(out) if kind == 'ours' else ''}); "
+            "print(time.perf_counter() - t, "
+            "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    seconds, peak = result.stdout.strip().splitlines()[-1].split()
+    return float(seconds), int(peak)
+
+
+def baseline_rss():
+    """Peak RSS of a Python that only imports what the script imports (no data)."""
+    code = ("import resource, numpy, sep, scipy.ndimage, astropy.io.fits, astropy.wcs; "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)")
+    return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True).stdout)
+
+
+def overlay_times(image, catalog_path, out):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Ellipse
+
+    from astro_common import read_catalog
+    from ellipse_overlay import catalog_layer, render_overlay
+    layer = catalog_layer(read_catalog(catalog_path), "sextractor", "objects")
+    start = time.perf_counter()
+    render_overlay(image, [layer], os.path.join(out, "collection.png"))
+    collection = time.perf_counter() - start
+
+    start = time.perf_counter()
+    fig = plt.figure(figsize=(8, 8), dpi=100)
+    ax = fig.add_axes([0.1, 0.08, 0.85, 0.84])
+    from ellipse_overlay import image_norm
+    ax.imshow(image, origin="lower", cmap="gray", norm=image_norm(image))
+    for x, y, w, h, angle in zip(layer["x"], layer["y"], layer["width"], layer["height"],
+                                 layer["angle"]):
+        ax.add_patch(Ellipse((x, y), w, h, angle=angle, fill=False, edgecolor="red",
+                             linewidth=0.8))
+    fig.savefig(os.path.join(out, "patches.png"))
+    plt.close(fig)
+    patches = time.perf_counter() - start
+    return collection, patches, len(layer["x"])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=4096)
+    parser.add_argument("--sources", type=int, default=20000)
+    args = parser.parse_args()
+    from astropy.io import fits
+    with tempfile.TemporaryDirectory() as out:
+        image = synthetic_field(args.size, args.sources)
+        path = os.path.join(out, "field.fits")
+        fits.PrimaryHDU(image).writeto(path)
+        image_bytes = image.nbytes
+        base = baseline_rss()
+        ours_s, ours_rss = measure_in_child("ours", path, out)
+        sep_s, sep_rss = measure_in_child("bare_sep", path, out)
+        with open(os.path.join(out, "cat.tabular")) as handle:
+            detected = sum(1 for _ in handle) - 1
+        collection_s, patches_s, drawn = overlay_times(image, os.path.join(out, "cat.tabular"),
+                                                       out)
+    mb = 1024 ** 2
+    print(f"field: {args.size}x{args.size} float32 ({image_bytes / mb:.0f} MB), "
+          f"{args.sources} sources injected, {detected} detected")
+    print(f"{'':34}{'ours':>10}{'bare sep':>10}{'ratio':>8}")
+    print(f"{'wall time (s)':34}{ours_s:10.2f}{sep_s:10.2f}{ours_s / sep_s:8.2f}")
+    print(f"{'peak RSS (MB)':34}{ours_rss / mb:10.0f}{sep_rss / mb:10.0f}"
+          f"{ours_rss / sep_rss:8.2f}")
+    print(f"{'peak RSS above imports (x image)':34}{(ours_rss - base) / image_bytes:10.2f}"
+          f"{(sep_rss - base) / image_bytes:10.2f}")
+    print(f"overlay of {drawn} ellipses: EllipseCollection {collection_s:.2f} s, "
+          f"one Ellipse patch each {patches_s:.2f} s: {patches_s / collection_s:.1f}x faster")
+
+
+if __name__ == "__main__":
+    main()
