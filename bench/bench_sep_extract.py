@@ -12,7 +12,6 @@ Run: python bench/bench_sep_extract.py [--size 4096] [--sources 20000]
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile

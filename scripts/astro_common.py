@@ -488,13 +488,13 @@ def _first_table_hdu(path, what):
 # --------------------------------------------------------------------------------------
 
 def minor_axis_ratio(catalog):
-    """b/a of each object, from B_IMAGE/A_IMAGE or from 1 - ELLIPTICITY."""
-    if "B_IMAGE" in catalog and "A_IMAGE" in catalog:
-        a = np.asarray(catalog["A_IMAGE"], dtype=float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(a > 0, catalog["B_IMAGE"] / a, 1.0)
-    catalog.require(["ELLIPTICITY"])
-    return 1.0 - np.asarray(catalog["ELLIPTICITY"], dtype=float)
+    """b/a of each object: 1 - ELLIPTICITY (CluSex's choice), else B_IMAGE/A_IMAGE."""
+    if "ELLIPTICITY" in catalog:
+        return 1.0 - np.asarray(catalog["ELLIPTICITY"], dtype=float)
+    catalog.require(["A_IMAGE", "B_IMAGE"])
+    a = np.asarray(catalog["A_IMAGE"], dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(a > 0, catalog["B_IMAGE"] / a, 1.0)
 
 
 def ellipse_axes(catalog, kind="sextractor", k=6.0, scale=1.0, offset=0.0):
@@ -585,14 +585,15 @@ def write_regions(path, lines, system="image"):
 
 
 def ellipse_region_lines(x, y, major, minor, theta, colours, texts=None, unit=""):
-    """ds9 `ellipse` lines (semi-axes, angle in degrees); colours and texts per row."""
+    """ds9 `ellipse` lines (semi-axes, angle in degrees); colours and texts per row.
+    With a unit ('"' for arcsec) the centre is RA, Dec in degrees, written to 1e-7 deg."""
     texts = texts if texts is not None else [None] * len(x)
-    return [f"ellipse({xi:.7g},{yi:.7g},{a:.4f}{unit},{b:.4f}{unit},{t:.3f}) # color={c}"
+    fmt = ".7f" if unit else ".7g"
+    rows = zip(*(np.asarray(v, dtype=float).tolist() for v in (x, y, major, minor, theta)),
+               colours, texts)
+    return [f"ellipse({xi:{fmt}},{yi:{fmt}},{a:.4f}{unit},{b:.4f}{unit},{t:.3f}) # color={c}"
             + (f" text={{{label}}}" if label is not None else "")
-            for xi, yi, a, b, t, c, label in zip(np.asarray(x).tolist(), np.asarray(y).tolist(),
-                                                  np.asarray(major).tolist(),
-                                                  np.asarray(minor).tolist(),
-                                                  np.asarray(theta).tolist(), colours, texts)]
+            for xi, yi, a, b, t, c, label in rows]
 
 
 def read_regions(path, what="the region file"):

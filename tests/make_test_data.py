@@ -7,12 +7,19 @@ synthetic.
 """
 
 import os
+import sys
 
 import numpy as np
 import tifffile
 from astropy.io import fits
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test-data")
+sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
+# CluSex README's Run1 ("hot": bright, large objects) and Run2 ("cold": faint, small ones)
+HOT_ARGS = ["--thresh", "10", "--minarea", "10", "--deblend-nthresh", "64", "--deblend-cont",
+            "0.01", "--back-size", "100", "--back-filtersize", "11", "--saturation", "50000"]
+COLD_ARGS = ["--thresh", "1.2", "--minarea", "10", "--deblend-nthresh", "16", "--deblend-cont",
+             "0.1", "--back-size", "10", "--back-filtersize", "2", "--saturation", "50000"]
 
 
 def path(name):
@@ -72,6 +79,23 @@ def main():
     np.savetxt(path("kernel_gauss5.txt"), gauss, fmt="%.5f")
     with open(path("kernel_ragged.txt"), "w") as handle:
         handle.write("1 2 1\n2 4\n1 2 1\n")
+    # A real hot/cold pair of catalogs of the sep image, made by sep_extract.
+    import sep_extract
+    for name, args in (("sep_hot.tabular", HOT_ARGS), ("sep_cold.tabular", COLD_ARGS)):
+        sep_extract.main(["--image", path("sep_image.fits"), "--catalog", path(name), *args])
+    # A catalog with sky positions: the Mosaic3 CCD (TPV WCS), calibrated zero point.
+    sep_extract.main(["--image", path("mosaic3_z_ccd3.fits"), "--catalog",
+                      path("mosaic3_z.tabular"), "--deblend-cont", "1", "--zeropoint",
+                      "26.2876"])
+    # The cold catalog in CluSex's header-less 15-column layout (CLASS_STAR 0.5: sep has
+    # no classifier).
+    from astro_common import CLUSEX_COLUMNS, read_catalog
+    cold = read_catalog(path("sep_cold.tabular"))
+    cold["CLASS_STAR"] = np.full(cold.nrows, 0.5)
+    columns = [np.nan_to_num(cold[name], nan=0.0) for name in CLUSEX_COLUMNS]
+    np.savetxt(path("sep_cold_clusex.cat"), np.column_stack(columns),
+               fmt=["%d", "%.7f", "%.7f", "%d", "%d", "%.4f", "%.2f", "%.3f", "%d", "%.3f",
+                    "%.3f", "%.2f", "%.2f", "%.2f", "%d"])
 
 
 if __name__ == "__main__":

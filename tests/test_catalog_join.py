@@ -102,8 +102,8 @@ def size_correction_case(run_script, tmp_path, hot_kron, hot_a, cold_kron, cold_
     hot = write(tmp_path, "hot.tab", [at(100, 100, KRON_RADIUS=hot_kron, A_IMAGE=hot_a,
                                          ELLIPTICITY=0.2, THETA_IMAGE=10.0, FLUX_RADIUS=9.0,
                                          ISOAREA_IMAGE=400)])
-    cold = write(tmp_path, "cold.tab", [at(101, 102, KRON_RADIUS=cold_kron, A_IMAGE=cold_a,
-                                          **(cold_shape or {}))])
+    cold_row = at(101, 102, KRON_RADIUS=cold_kron, A_IMAGE=cold_a, **(cold_shape or {}))
+    cold = write(tmp_path, "cold.tab", [cold_row])
     result = join(run_script, tmp_path, hot, cold)
     assert result.status == 0, result.err
     return result.joined
@@ -313,7 +313,7 @@ def test_catalog_to_regions_image_and_fk5(run_script, tmp_path):
     result = run_script(catalog_to_regions, ["--catalog", catalog, "--output", out,
                                              "--coords", "fk5", "--pixel-scale", "0.5"])
     assert out.read_text().splitlines()[2:] == [
-        "fk5", 'ellipse(150.5,2.25,4.5000",2.2500",30.000) # color=red text={1}']
+        "fk5", 'ellipse(150.5000000,2.2500000,4.5000",2.2500",30.000) # color=red text={1}']
 
 
 def test_catalog_to_regions_without_wcs(run_script, tmp_path):
