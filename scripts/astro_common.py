@@ -31,6 +31,8 @@ class ServiceError(ToolError):
 
 def run_cli(main, argv=None):
     """Run main(argv) and turn failures into a one-line message and a non-zero exit."""
+    # astropy's notes on non-standard header cards (old ESO keywords...) are not errors
+    warnings.filterwarnings("ignore", message=".*(non-standard convention|keyword).*")
     try:
         main(argv)
     except ToolError as err:

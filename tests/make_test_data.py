@@ -83,6 +83,21 @@ def main():
     import sep_extract
     for name, args in (("sep_hot.tabular", HOT_ARGS), ("sep_cold.tabular", COLD_ARGS)):
         sep_extract.main(["--image", path("sep_image.fits"), "--catalog", path(name), *args])
+    # Their hot/cold join, and its mask (saturation 50000, as SExtractor's default.sex).
+    import catalog_join
+    import mask_build
+    catalog_join.main(["--catalog1", path("sep_hot.tabular"), "--catalog2",
+                       path("sep_cold.tabular"), "--output", path("sep_hotcold.tabular")])
+    mask_build.main(["--catalog", path("sep_hotcold.tabular"), "--image", path("sep_image.fits"),
+                     "--output", path("sep_hotcold_mask.fits"), "--satur-level", "50000"])
+    # ds9 region files: a valid one (every shape the suite reads) and a malformed one.
+    with open(path("user_regions.reg"), "w") as handle:
+        handle.write("# Region file format: DS9 version 4.1\nglobal color=green\nimage\n"
+                     "box(20,230,12,8,0)\ncircle(240,20,6)\nellipse(128,240,10,4,30)\n"
+                     "polygon(10,100,30,100,20,120)\npoint(5,5) # point=x\n")
+    with open(path("bad_regions.reg"), "w") as handle:
+        handle.write("# Region file format: DS9 version 4.1\nimage\ncircle(240,20,6)\n"
+                     "annulus(100,100,5,10)\n")
     # A catalog with sky positions: the Mosaic3 CCD (TPV WCS), calibrated zero point.
     sep_extract.main(["--image", path("mosaic3_z_ccd3.fits"), "--catalog",
                       path("mosaic3_z.tabular"), "--deblend-cont", "1", "--zeropoint",

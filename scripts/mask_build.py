@@ -1,0 +1,408 @@
+#!/usr/bin/env python
+"""Build an object mask from a catalog: each object's ellipse filled with its NUMBER,
+saturated-star boxes and ds9 regions above every NUMBER (CluSex's makemask, with its
+saturated-star regions and remellmask).
+
+Ellipses: R = Scale x KRON_RADIUS x A_IMAGE + Offset (at least 1 px), b = R x (1 - E),
+centred on the peak pixel; where ellipses overlap, the smaller one keeps its pixels.
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from astro_common import (  # noqa: E402
+    ellipse_bounds, inside_ellipses, log, minor_axis_ratio, read_catalog, read_image,
+    read_regions, run_cli, ToolError, write_fits_image, write_regions,
+)
+
+MASK_COLUMNS = ("NUMBER", "XPEAK_IMAGE", "YPEAK_IMAGE", "KRON_RADIUS", "A_IMAGE",
+                "THETA_IMAGE")
+SATURATED = 4          # SExtractor's FLAGS bit
+PEAK_MARGIN = 4        # px: CluSex's growth of a split box past the peak
+MAX_PAIRS = 20_000_000  # bounding-box pixels tested at once
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--catalog", required=True, help="catalog (any format the suite reads)")
+    parser.add_argument("--image", required=True,
+                        help="the image the catalog came from (shape, WCS, saturated pixels)")
+    parser.add_argument("--hdu", type=int)
+    plane = parser.add_mutually_exclusive_group()
+    plane.add_argument("--plane", type=int)
+    plane.add_argument("--band")
+    parser.add_argument("--output", required=True, help="mask (FITS)")
+    parser.add_argument("--scale", type=float, default=1.5,
+                        help="R = Scale x KRON_RADIUS x A + Offset (default 1.5)")
+    parser.add_argument("--offset", type=float, default=0.0, help="pixels (default 0)")
+    parser.add_argument("--regions", action="append", default=[],
+                        help="ds9 region file to mask too (image coordinates; repeatable)")
+    parser.add_argument("--saturation-regions", help="write the saturated-star boxes here")
+    parser.add_argument("--satur-level", type=float,
+                        help="saturation level (default: the image header's SATURATE)")
+    parser.add_argument("--sat-scale", type=float, default=1.7,
+                        help="box side x SatScale + SatOffset (default 1.7)")
+    parser.add_argument("--sat-offset", type=float, default=20.0, help="pixels (default 20)")
+    parser.add_argument("--min-sat-size", type=float, default=20.0,
+                        help="smallest side of the window searched for saturated pixels "
+                             "(default 20)")
+    parser.add_argument("--sat-q", type=float, default=0.7,
+                        help="axis ratio below which a perpendicular box is added (default 0.7)")
+    parser.add_argument("--sat-method", type=int, default=3, choices=(0, 1, 2, 3, 4),
+                        help="placement of the perpendicular box: 0 none, 1 centred on the "
+                             "peak, 2 grown to the peak, 3 grown and centred (default), 4 as 3 "
+                             "with the signed maximum")
+    parser.add_argument("--binary", action="store_true",
+                        help="write 0/1 (1 = masked), ready for sep_extract's mask input")
+    parser.add_argument("--remove", default="",
+                        help="NUMBERs whose pixels are set back to 0, e.g. 3,17")
+    parser.add_argument("--remove-file", help="one-column file of NUMBERs to remove")
+    parser.add_argument("--remove-at", action="append", default=[], metavar="X,Y",
+                        help="remove the object whose mask covers this 1-based pixel")
+    args = parser.parse_args(argv)
+    if args.sat_scale <= 0 or args.min_sat_size < 0 or not 0 <= args.sat_q <= 1:
+        raise ToolError("--sat-scale must be positive, --min-sat-size not negative and "
+                        "--sat-q between 0 and 1")
+    return args
+
+
+# --------------------------------------------------------------------------------------
+# Ellipses
+# --------------------------------------------------------------------------------------
+
+def mask_ellipses(catalog, scale, offset):
+    """Centres (0-based), semi-axes and angles of the objects' mask ellipses."""
+    major = scale * catalog["KRON_RADIUS"] * catalog["A_IMAGE"] + offset
+    major = np.maximum(major, 1.0)  # CluSex's makemask clamp: R < 1 -> 1
+    minor = major * minor_axis_ratio(catalog)
+    x0 = np.asarray(catalog["XPEAK_IMAGE"], dtype=float) - 1.0
+    y0 = np.asarray(catalog["YPEAK_IMAGE"], dtype=float) - 1.0
+    return x0, y0, major, minor, np.asarray(catalog["THETA_IMAGE"], dtype=float)
+
+
+def paint_ellipses(shape, numbers, x0, y0, major, minor, theta):
+    """Label image: each pixel strictly inside ellipses gets the NUMBER of the smallest one
+    (ties: the first in the catalog). Every object's bounding box is tested at once."""
+    ny, nx = shape
+    labels = np.zeros(shape, dtype=np.int64)
+    if len(numbers) == 0:
+        return labels
+    area = major * minor
+    order = np.lexsort((np.arange(len(area)), area))     # smallest first
+    rank_label = np.concatenate([np.asarray(numbers)[order], [0]])
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    best = np.full(ny * nx, len(order), dtype=np.int64)  # len(order) = no ellipse
+    hx, hy = ellipse_bounds(major, minor, theta)
+    xlo = np.clip(np.ceil(x0 - hx), 0, nx).astype(np.int64)
+    xhi = np.clip(np.floor(x0 + hx) + 1, 0, nx).astype(np.int64)
+    ylo = np.clip(np.ceil(y0 - hy), 0, ny).astype(np.int64)
+    yhi = np.clip(np.floor(y0 + hy) + 1, 0, ny).astype(np.int64)
+    width, height = np.maximum(xhi - xlo, 0), np.maximum(yhi - ylo, 0)
+    for chunk in _chunks(width * height, MAX_PAIRS):
+        counts = (width * height)[chunk]
+        owner = np.repeat(chunk, counts)
+        within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        px = xlo[owner] + within % width[owner]
+        py = ylo[owner] + within // width[owner]
+        inside = inside_ellipses(px, py, x0[owner], y0[owner], major[owner], minor[owner],
+                                 theta[owner])
+        np.minimum.at(best, (py * nx + px)[inside], rank[owner[inside]])
+    return rank_label[best].reshape(shape)
+
+
+def _chunks(sizes, limit):
+    """Consecutive groups of object indices whose sizes sum to about `limit` (at least one
+    object per group)."""
+    ends = np.cumsum(sizes)
+    start = 0
+    while start < len(sizes):
+        done = ends[start - 1] if start else 0
+        stop = max(int(np.searchsorted(ends, done + limit, side="right")), start + 1)
+        yield np.arange(start, stop)
+        start = stop
+
+
+# --------------------------------------------------------------------------------------
+# Saturated stars
+# --------------------------------------------------------------------------------------
+
+class Box:
+    """A box in 1-based inclusive pixel limits."""
+
+    def __init__(self, x0, x1, y0, y1, number):
+        self.x0, self.x1, self.y0, self.y1, self.number = x0, x1, y0, y1, number
+
+    @property
+    def centre(self):
+        return (self.x0 + self.x1) / 2.0, (self.y0 + self.y1) / 2.0
+
+    @property
+    def size(self):
+        return self.x1 - self.x0 + 1, self.y1 - self.y0 + 1
+
+    def clipped(self, nx, ny):
+        return Box(max(self.x0, 1), min(self.x1, nx), max(self.y0, 1), min(self.y1, ny),
+                   self.number)
+
+    def overlaps(self, other):
+        return (self.x0 <= other.x1 and other.x0 <= self.x1 and self.y0 <= other.y1
+                and other.y0 <= self.y1)
+
+    def union(self, other):
+        return Box(min(self.x0, other.x0), max(self.x1, other.x1), min(self.y0, other.y0),
+                   max(self.y1, other.y1), self.number)
+
+    def region_line(self):
+        (xc, yc), (sx, sy) = self.centre, self.size
+        return f"box({xc:g},{yc:g},{sx:g},{sy:g},0) # color=red text={{{self.number}}}"
+
+
+def box_from_centre(xc, yc, sx, sy, number):
+    return Box(int(np.floor(xc - (sx - 1) / 2.0)), int(np.ceil(xc + (sx - 1) / 2.0)),
+               int(np.floor(yc - (sy - 1) / 2.0)), int(np.ceil(yc + (sy - 1) / 2.0)), number)
+
+
+def saturated_boxes(image, catalog, level, args):
+    """One grown box per saturated star (its saturated pixels, bleed trails included),
+    overlapping boxes merged, plus CluSex's perpendicular box for elongated ones."""
+    from scipy import ndimage
+    flagged = np.flatnonzero(np.asarray(catalog["FLAGS"]).astype(np.int64) & SATURATED) \
+        if "FLAGS" in catalog else np.array([], dtype=int)
+    if len(flagged) == 0 or level is None:
+        if len(flagged):
+            log(f"{len(flagged)} object(s) flagged saturated, but no saturation level "
+                "(give one, or SATURATE in the header): no saturated-star boxes")
+        return []
+    data = image.data
+    ny, nx = data.shape
+    components, _ = ndimage.label(data >= level)
+    extents = ndimage.find_objects(components)
+    x0, y0, major, minor, theta = mask_ellipses(catalog, 1.0, 0.0)
+    hx, hy = ellipse_bounds(major, minor, theta)
+    boxes = []
+    for i in flagged:
+        half_x, half_y = max(hx[i], args.min_sat_size / 2), max(hy[i], args.min_sat_size / 2)
+        window = (slice(max(int(y0[i] - half_y), 0), min(int(y0[i] + half_y) + 1, ny)),
+                  slice(max(int(x0[i] - half_x), 0), min(int(x0[i] + half_x) + 1, nx)))
+        found = np.unique(components[window])
+        found = found[found > 0]
+        if len(found) == 0:
+            log(f"object {int(catalog['NUMBER'][i])} is flagged saturated but has no pixel "
+                f">= {level:g} near it: no box")
+            continue
+        box = None
+        for label in found:
+            rows, cols = extents[label - 1]
+            part = Box(cols.start + 1, cols.stop, rows.start + 1, rows.stop,
+                       int(catalog["NUMBER"][i]))
+            box = part if box is None else box.union(part)
+        (xc, yc), (sx, sy) = box.centre, box.size
+        boxes.append(box_from_centre(xc, yc, sx * args.sat_scale + args.sat_offset,
+                                     sy * args.sat_scale + args.sat_offset, box.number))
+    merged = merge_boxes([b.clipped(nx, ny) for b in boxes])
+    result = []
+    for box in merged:
+        result.append(box)
+        extra = perpendicular_box(box, data, args.sat_q, args.sat_method, nx, ny)
+        if extra is not None:
+            result.append(extra)
+    return result
+
+
+def merge_boxes(boxes):
+    """Merge overlapping boxes until none overlap (the first box's NUMBER is kept)."""
+    boxes = list(boxes)
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                if boxes[i].overlaps(boxes[j]):
+                    boxes[i] = boxes[i].union(boxes.pop(j))
+                    merged = True
+                    break
+            if merged:
+                break
+    return boxes
+
+
+def perpendicular_box(box, data, sat_q, method, nx, ny):
+    """CluSex's second box across an elongated one (a bleed trail's star), or None."""
+    sx, sy = box.size
+    long_side, short_side = max(sx, sy), min(sx, sy)
+    if method == 0 or short_side / long_side > sat_q:
+        return None
+    # the second box is short_side long along the long axis, sat_q x long_side across it
+    width, height = (short_side, sat_q * sx) if sx >= sy else (sat_q * sy, short_side)
+    xc, yc = box.centre
+    second = box_from_centre(xc, yc, width, height, box.number).clipped(nx, ny)
+    part = data[box.y0 - 1:box.y1, box.x0 - 1:box.x1]
+    peak_index = np.argmax(part if method == 4 else np.abs(part))
+    py, px = np.unravel_index(peak_index, part.shape)
+    px, py = px + box.x0, py + box.y0
+    if second.x0 < px < second.x1 and second.y0 < py < second.y1:
+        return second
+    if method == 1:
+        (w, h) = second.size
+        return box_from_centre(px, py, w, h, box.number).clipped(nx, ny)
+    grown = Box(min(second.x0, px - PEAK_MARGIN), max(second.x1, px + PEAK_MARGIN),
+                min(second.y0, py - PEAK_MARGIN), max(second.y1, py + PEAK_MARGIN), box.number)
+    if method in (3, 4):
+        (w, h) = grown.size
+        grown = box_from_centre(px, py, w, h, box.number)
+    return grown.clipped(nx, ny)
+
+
+# --------------------------------------------------------------------------------------
+# Regions, removal, main
+# --------------------------------------------------------------------------------------
+
+def paint_regions(mask, regions, value):
+    """Set the pixels inside each ds9 shape (image coordinates, 1-based) to value."""
+    from matplotlib.path import Path
+    ny, nx = mask.shape
+    for region in regions:
+        p = region.params
+        if region.shape == "box":
+            box = box_from_centre(p[0], p[1], p[2], p[3], 0)
+            if p[4] % 180 == 0:
+                mask[max(box.y0, 1) - 1:min(box.y1, ny), max(box.x0, 1) - 1:min(box.x1, nx)] \
+                    = value
+                continue
+            c, s = np.cos(np.radians(p[4])), np.sin(np.radians(p[4]))
+            corners = [(p[0] + u * c - v * s, p[1] + u * s + v * c)
+                       for u, v in ((-p[2] / 2, -p[3] / 2), (p[2] / 2, -p[3] / 2),
+                                    (p[2] / 2, p[3] / 2), (-p[2] / 2, p[3] / 2))]
+            _paint_polygon(mask, corners, value, Path)
+        elif region.shape in ("ellipse", "circle"):
+            a, b, angle = (p[2], p[3], p[4]) if region.shape == "ellipse" else (p[2], p[2], 0)
+            hx, hy = ellipse_bounds(np.array([a]), np.array([b]), np.array([angle]))
+            ys, xs = _window(p[0], p[1], hx[0], hy[0], nx, ny)
+            inside = inside_ellipses(xs + 1.0, ys + 1.0, p[0], p[1], a, b, angle)
+            mask[ys[inside], xs[inside]] = value
+        elif region.shape == "polygon":
+            _paint_polygon(mask, list(zip(p[0::2], p[1::2])), value, Path)
+
+
+def _window(xc, yc, hx, hy, nx, ny):
+    """0-based pixel coordinates (ys, xs) of a box around a 1-based centre, clipped."""
+    x = np.arange(max(int(np.floor(xc - hx)) - 1, 0), min(int(np.ceil(xc + hx)), nx))
+    y = np.arange(max(int(np.floor(yc - hy)) - 1, 0), min(int(np.ceil(yc + hy)), ny))
+    ys, xs = np.meshgrid(y, x, indexing="ij")
+    return ys.ravel(), xs.ravel()
+
+
+def _paint_polygon(mask, vertices, value, path_class):
+    ny, nx = mask.shape
+    xs, ys = zip(*vertices)
+    yy, xx = _window((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2,
+                     (max(xs) - min(xs)) / 2 + 1, (max(ys) - min(ys)) / 2 + 1, nx, ny)
+    inside = path_class(vertices).contains_points(np.column_stack([xx + 1.0, yy + 1.0]))
+    mask[yy[inside], xx[inside]] = value
+
+
+def numbers_to_remove(args, mask):
+    numbers = set()
+    text = args.remove.replace(";", ",").replace(" ", ",")
+    for item in filter(None, text.split(",")):
+        try:
+            numbers.add(int(item))
+        except ValueError:
+            raise ToolError(f"--remove: '{item}' is not an object NUMBER") from None
+    if args.remove_file:
+        with open(args.remove_file, encoding="utf-8", errors="replace") as handle:
+            for line_number, line in enumerate(handle, 1):
+                item = line.split("#")[0].strip().split("\t")[0].split()
+                if not item:
+                    continue
+                try:
+                    numbers.add(int(float(item[0])))
+                except ValueError:
+                    raise ToolError(f"the list of objects to remove, line {line_number}: "
+                                    f"'{item[0]}' is not an object NUMBER") from None
+    for position in args.remove_at:
+        try:
+            x, y = (float(v) for v in position.split(","))
+        except ValueError:
+            raise ToolError(f"--remove-at '{position}': give X,Y in pixels") from None
+        col, row = int(round(x)) - 1, int(round(y)) - 1
+        if not (0 <= row < mask.shape[0] and 0 <= col < mask.shape[1]):
+            raise ToolError(f"--remove-at {position} is outside the image")
+        if mask[row, col] > 0:
+            numbers.add(int(mask[row, col]))
+    return numbers
+
+
+def build_mask(catalog, image, args):
+    """The label mask, the saturated-star boxes and the value used for boxes/regions."""
+    catalog.require(MASK_COLUMNS)
+    if "ELLIPTICITY" not in catalog and "B_IMAGE" not in catalog:
+        raise ToolError("the catalog lacks the column(s) ELLIPTICITY (or B_IMAGE)")
+    level = args.satur_level
+    if level is None and isinstance(image.header.get("SATURATE"), (int, float)):
+        level = float(image.header["SATURATE"])
+    boxes = saturated_boxes(image, catalog, level, args)
+    saturated = _objects_in_boxes(catalog, boxes)
+    if "FLAGS" in catalog:
+        saturated |= (np.asarray(catalog["FLAGS"]).astype(np.int64) & SATURATED) > 0
+    keep = ~saturated if boxes else np.ones(catalog.nrows, dtype=bool)
+    drawn = catalog.take(keep)
+    ellipses = mask_ellipses(drawn, args.scale, args.offset)
+    mask = paint_ellipses(image.shape, drawn["NUMBER"], *ellipses)
+    region_value = int(max(catalog["NUMBER"].max() if catalog.nrows else 0, 0)) + 1
+    paint_regions(mask, [_box_region(b) for b in boxes], region_value)
+    for path in args.regions:
+        shapes = [r for r in read_regions(path) if r.shape != "point"]
+        paint_regions(mask, shapes, region_value)
+        log(f"regions: {len(shapes)} shape(s) masked from {os.path.basename(path)}")
+    return mask, boxes, region_value, int(keep.sum())
+
+
+def _box_region(box):
+    from astro_common import Region
+    (xc, yc), (sx, sy) = box.centre, box.size
+    return Region("box", [xc, yc, sx, sy, 0.0], 0)
+
+
+def _objects_in_boxes(catalog, boxes):
+    inside = np.zeros(catalog.nrows, dtype=bool)
+    x, y = catalog["XPEAK_IMAGE"], catalog["YPEAK_IMAGE"]
+    for box in boxes:
+        inside |= (x >= box.x0) & (x <= box.x1) & (y >= box.y0) & (y <= box.y1)
+    return inside
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    image = read_image(args.image, "image", hdu=args.hdu, plane=args.plane, band=args.band)
+    catalog = read_catalog(args.catalog, "the catalog")
+    mask, boxes, region_value, drawn = build_mask(catalog, image, args)
+    removed = numbers_to_remove(args, mask)
+    if removed:
+        mask[np.isin(mask, list(removed))] = 0
+        log(f"removed object(s): {', '.join(str(n) for n in sorted(removed))}")
+    if args.saturation_regions:
+        write_regions(args.saturation_regions, [b.region_line() for b in boxes])
+    header = image.header.copy()
+    for key in ("BUNIT", "MAGZP", "PHOTZP", "SATURATE", "BSCALE", "BZERO"):
+        header.remove(key, ignore_missing=True)
+    header["MASKSCL"] = (args.scale, "ellipse R = MASKSCL x KRON_RADIUS x A + MASKOFF")
+    header["MASKOFF"] = (args.offset, "ellipse offset (pixels)")
+    header["MASKSAT"] = (region_value, "value of saturated-star boxes and regions")
+    if args.binary:
+        header["COMMENT"] = "1 = masked (object, saturated star or region), 0 = sky"
+        write_fits_image(args.output, (mask > 0).astype(np.uint8), header)
+    else:
+        header["COMMENT"] = "value = catalog NUMBER of the object; MASKSAT = saturated/region"
+        write_fits_image(args.output, mask.astype(np.int32), header)
+    log(f"mask: {mask.shape[1]} x {mask.shape[0]} pixels, {drawn} ellipses, "
+        f"{len(boxes)} saturated-star box(es), {int((mask > 0).sum())} pixels masked")
+
+
+if __name__ == "__main__":
+    run_cli(main)

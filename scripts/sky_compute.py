@@ -1,0 +1,253 @@
+#!/usr/bin/env python
+"""Local sky of each catalog object (CluSex's compsky), from unmasked pixels only.
+
+gradient: elliptical rings outward from the object's ellipse (R = Scale x KRON_RADIUS x A
++ Offset); the sky is the mean of the first ring whose next ring is not fainter (where
+the object's light has faded into the sky).
+boxes: NUMBOX random boxes of BOX x BOX pixels around the object, outside its ellipse's
+box and within MaxScale x KRON_RADIUS x A; the sky is the median of the box means.
+
+Output: the input catalog with BACKGROUND replaced, plus SKY_STD, SKY_NPIX, SKY_RADIUS and
+SKY_FLAG (0 good; 1 gradient never turned / fewer boxes than asked; 2 no sky pixels).
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from astro_common import (  # noqa: E402
+    log, minor_axis_ratio, read_catalog, read_image, run_cli, ToolError,
+    write_catalog,
+)
+
+SKY_COLUMNS = ("XPEAK_IMAGE", "YPEAK_IMAGE", "KRON_RADIUS", "A_IMAGE", "THETA_IMAGE")
+MIN_AXIS_RATIO = 0.005   # CluSex's clamp of b/a
+FIRST_RINGS = 4          # rings measured at first; the window doubles until the sky is found
+MIN_RING_PIXELS = 5      # a ring with fewer free pixels is skipped
+MIN_FREE_FRACTION = 0.5  # a random box needs this fraction of unmasked pixels
+TRIES_PER_BOX = 10
+FLAG_OK, FLAG_PARTIAL, FLAG_NO_SKY = 0, 1, 2
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image", required=True, help="FITS or TIFF image")
+    parser.add_argument("--hdu", type=int)
+    plane = parser.add_mutually_exclusive_group()
+    plane.add_argument("--plane", type=int)
+    plane.add_argument("--band")
+    parser.add_argument("--catalog", required=True, help="catalog (any format the suite reads)")
+    parser.add_argument("--mask", required=True,
+                        help="mask from mask_build (object NUMBERs, or 0/1); 0 = sky")
+    parser.add_argument("--output", required=True, help="catalog with the local sky")
+    parser.add_argument("--method", default="gradient", choices=("gradient", "boxes"))
+    parser.add_argument("--scale", type=float, default=1.5,
+                        help="inner ellipse R = Scale x KRON_RADIUS x A + Offset (default 1.5)")
+    parser.add_argument("--offset", type=float, default=0.0, help="pixels (default 0)")
+    parser.add_argument("--ring-width", type=float, default=20.0, help="pixels (default 20)")
+    parser.add_argument("--nbox", type=int, default=20, help="boxes per object (default 20)")
+    parser.add_argument("--box-size", type=int, default=20, help="box side, pixels (default 20)")
+    parser.add_argument("--max-scale", type=float, default=20.0,
+                        help="boxes lie within MaxScale x KRON_RADIUS x A (default 20)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed for the boxes")
+    args = parser.parse_args(argv)
+    if args.ring_width <= 0 or args.nbox <= 0 or args.box_size <= 0 or args.scale <= 0:
+        raise ToolError("--ring-width, --nbox, --box-size and --scale must be positive")
+    return args
+
+
+def object_geometry(catalog, scale, offset):
+    """0-based centres, inner semi-major axis R (>= 1 px), b/a (>= 0.005), angle (rad)."""
+    x0 = np.asarray(catalog["XPEAK_IMAGE"], dtype=float) - 1.0
+    y0 = np.asarray(catalog["YPEAK_IMAGE"], dtype=float) - 1.0
+    inner = np.maximum(scale * catalog["KRON_RADIUS"] * catalog["A_IMAGE"] + offset, 1.0)
+    ratio = np.clip(minor_axis_ratio(catalog), MIN_AXIS_RATIO, 1.0)
+    return x0, y0, inner, ratio, np.radians(np.asarray(catalog["THETA_IMAGE"], dtype=float))
+
+
+def elliptical_radius(xs, ys, x0, y0, ratio, phi):
+    """Semi-major axis of the ellipse (axis ratio `ratio`, angle phi) through each pixel."""
+    dx, dy = xs - x0, ys - y0
+    u = dx * np.cos(phi) + dy * np.sin(phi)
+    v = -dx * np.sin(phi) + dy * np.cos(phi)
+    return np.sqrt(u ** 2 + (v / ratio) ** 2)
+
+
+def edge_radius(shape, x0, y0, ratio, phi):
+    """Elliptical radius of the farthest image corner: rings stop there."""
+    ny, nx = shape
+    corners_x = np.array([-0.5, nx - 0.5, -0.5, nx - 0.5])
+    corners_y = np.array([-0.5, -0.5, ny - 0.5, ny - 0.5])
+    return elliptical_radius(corners_x, corners_y, x0, y0, ratio, phi).max()
+
+
+def ring_statistics(data, free, x0, y0, inner, ratio, phi, width, nrings):
+    """Sum, sum of squares and count of free pixels in rings 0..nrings-1 (one window)."""
+    ny, nx = data.shape
+    outer = inner + nrings * width
+    # the ellipse of semi-major axis `outer` fits in a box of half-side `outer`
+    x_lo, x_hi = max(int(np.floor(x0 - outer)), 0), min(int(np.ceil(x0 + outer)) + 1, nx)
+    y_lo, y_hi = max(int(np.floor(y0 - outer)), 0), min(int(np.ceil(y0 + outer)) + 1, ny)
+    ys, xs = np.mgrid[y_lo:y_hi, x_lo:x_hi]
+    radius = elliptical_radius(xs, ys, x0, y0, ratio, phi)
+    ring = np.floor((radius - inner) / width).astype(np.int64)
+    use = free[y_lo:y_hi, x_lo:x_hi] & (ring >= 0) & (ring < nrings)
+    values = data[y_lo:y_hi, x_lo:x_hi][use].astype(np.float64)
+    index = ring[use]
+    return (np.bincount(index, values, nrings), np.bincount(index, values ** 2, nrings),
+            np.bincount(index, minlength=nrings))
+
+
+def choose_ring(sums, squares, counts):
+    """(ring, turned): the first ring whose next measured ring is not fainter."""
+    measured = np.flatnonzero(counts >= MIN_RING_PIXELS)
+    if len(measured) == 0:
+        return None, False
+    means = sums[measured] / counts[measured]
+    turned = np.flatnonzero(np.diff(means) >= 0)
+    if len(turned):
+        return measured[turned[0]], True
+    return measured[-1], False
+
+
+def gradient_sky(data, free_of, catalog, args):
+    """Sky per object from rings: (mean, std, npix, radius, flag) arrays."""
+    x0, y0, inner, ratio, phi = object_geometry(catalog, args.scale, args.offset)
+    result = np.full((catalog.nrows, 5), np.nan)
+    for i in range(catalog.nrows):
+        free = free_of(int(catalog["NUMBER"][i]))
+        limit = edge_radius(data.shape, x0[i], y0[i], ratio[i], phi[i])
+        nrings = FIRST_RINGS
+        while True:
+            nrings = max(1, min(nrings, int(np.ceil((limit - inner[i]) / args.ring_width))))
+            sums, squares, counts = ring_statistics(data, free, x0[i], y0[i], inner[i],
+                                                    ratio[i], phi[i], args.ring_width, nrings)
+            ring, turned = choose_ring(sums, squares, counts)
+            reached_edge = inner[i] + nrings * args.ring_width >= limit
+            if turned or reached_edge:
+                break
+            nrings *= 2
+        if ring is None:
+            result[i] = (np.nan, np.nan, 0, np.nan, FLAG_NO_SKY)
+            continue
+        n = counts[ring]
+        mean = sums[ring] / n
+        std = np.sqrt(max(squares[ring] / n - mean ** 2, 0.0))
+        radius = inner[i] + (ring + 0.5) * args.ring_width
+        result[i] = (mean, std, n, radius, FLAG_OK if turned else FLAG_PARTIAL)
+    return result
+
+
+def integral_image(values):
+    """Summed-area table with a leading row and column of zeros."""
+    table = np.zeros((values.shape[0] + 1, values.shape[1] + 1), dtype=np.float64)
+    np.cumsum(np.cumsum(values, axis=0, dtype=np.float64), axis=1, out=table[1:, 1:])
+    return table
+
+
+def box_sums(table, x_lo, y_lo, size):
+    return (table[y_lo + size, x_lo + size] - table[y_lo, x_lo + size]
+            - table[y_lo + size, x_lo] + table[y_lo, x_lo])
+
+
+def random_box_sky(data, sky_free, catalog, args):
+    """Sky per object from random boxes: every candidate box of every object is measured
+    at once with summed-area tables. (median of box means, their std, npix, mean distance
+    of the boxes, flag) arrays."""
+    ny, nx = data.shape
+    size = args.box_size
+    if size >= min(nx, ny):
+        raise ToolError(f"--box-size {size} does not fit in the {nx} x {ny} image")
+    x0, y0, inner, ratio, phi = object_geometry(catalog, args.scale, args.offset)
+    outer = np.maximum(args.max_scale * catalog["KRON_RADIUS"] * catalog["A_IMAGE"],
+                       inner + size)
+    half_x = np.sqrt((inner * np.cos(phi)) ** 2 + (inner * ratio * np.sin(phi)) ** 2)
+    half_y = np.sqrt((inner * np.sin(phi)) ** 2 + (inner * ratio * np.cos(phi)) ** 2)
+    tries = args.nbox * TRIES_PER_BOX
+    rng = np.random.default_rng(args.seed)
+    # lower-left corners (0-based) anywhere in the outer square, boxes inside the image
+    x_lo = np.floor(x0[:, None] - outer[:, None]
+                    + rng.random((catalog.nrows, tries)) * (2 * outer[:, None] - size + 1))
+    y_lo = np.floor(y0[:, None] - outer[:, None]
+                    + rng.random((catalog.nrows, tries)) * (2 * outer[:, None] - size + 1))
+    x_lo = x_lo.astype(np.int64)
+    y_lo = y_lo.astype(np.int64)
+    in_image = (x_lo >= 0) & (y_lo >= 0) & (x_lo + size <= nx) & (y_lo + size <= ny)
+    # a box must not overlap the box around the object's own inner ellipse
+    clear = ((x_lo + size - 1 < x0[:, None] - half_x[:, None])
+             | (x_lo > x0[:, None] + half_x[:, None])
+             | (y_lo + size - 1 < y0[:, None] - half_y[:, None])
+             | (y_lo > y0[:, None] + half_y[:, None]))
+    xs, ys = np.where(in_image, x_lo, 0), np.where(in_image, y_lo, 0)
+    counts = box_sums(integral_image(sky_free), xs, ys, size)
+    sums = box_sums(integral_image(np.where(sky_free, data, 0.0)), xs, ys, size)
+    good = in_image & clear & (counts >= MIN_FREE_FRACTION * size * size)
+    good &= np.cumsum(good, axis=1) <= args.nbox  # the first nbox good boxes, in draw order
+    with np.errstate(divide="ignore", invalid="ignore"):
+        means = np.where(good, sums / counts, np.nan)
+    used = good.sum(axis=1)
+    distance = np.hypot(xs + (size - 1) / 2 - x0[:, None], ys + (size - 1) / 2 - y0[:, None])
+    result = np.full((catalog.nrows, 5), np.nan)
+    has = used > 0
+    result[has, 0] = np.nanmedian(means[has], axis=1)
+    result[has, 1] = np.nanstd(means[has], axis=1, ddof=0)
+    result[:, 2] = np.where(good, counts, 0).sum(axis=1)
+    result[has, 3] = np.nanmean(np.where(good, distance, np.nan)[has], axis=1)
+    result[:, 4] = np.where(used == 0, FLAG_NO_SKY,
+                            np.where(used < args.nbox, FLAG_PARTIAL, FLAG_OK))
+    return result
+
+
+def label_mask(path, shape):
+    """The mask as integer labels (0 = sky); a 0/1 mask is fine too."""
+    image = read_image(path, what="mask")
+    if image.shape != shape:
+        raise ToolError(f"the mask is {image.shape[1]} x {image.shape[0]} pixels but the "
+                        f"image is {shape[1]} x {shape[0]}; they must have the same shape")
+    labels = np.rint(image.data).astype(np.int64)
+    if image.invalid is not None:
+        labels[image.invalid] = -1
+    return labels
+
+
+def compute_sky(image, catalog, labels, args):
+    catalog.require(SKY_COLUMNS)
+    if "ELLIPTICITY" not in catalog and "B_IMAGE" not in catalog:
+        raise ToolError("the catalog lacks the column(s) ELLIPTICITY (or B_IMAGE)")
+    data = image.data
+    sky = labels == 0
+    if image.invalid is not None:
+        sky &= ~image.invalid
+    if args.method == "gradient":
+        def free_of(number):  # an object's own mask pixels are sky for its own rings
+            return sky | (labels == number) if number > 0 else sky
+        return gradient_sky(data, free_of, catalog, args)
+    return random_box_sky(data, sky, catalog, args)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    image = read_image(args.image, "image", hdu=args.hdu, plane=args.plane, band=args.band)
+    catalog = read_catalog(args.catalog, "the catalog")
+    labels = label_mask(args.mask, image.shape)
+    result = compute_sky(image, catalog, labels, args)
+    catalog["BACKGROUND"] = result[:, 0]
+    catalog["SKY_STD"] = result[:, 1]
+    catalog["SKY_NPIX"] = result[:, 2].astype(np.int64)
+    catalog["SKY_RADIUS"] = result[:, 3]
+    catalog["SKY_FLAG"] = result[:, 4].astype(np.int64)
+    write_catalog(args.output, catalog)
+    flags = catalog["SKY_FLAG"]
+    log(f"{args.method}: local sky of {catalog.nrows} objects; "
+        f"{int((flags == FLAG_OK).sum())} good, {int((flags == FLAG_PARTIAL).sum())} partial "
+        f"(flag 1), {int((flags == FLAG_NO_SKY).sum())} without sky pixels (flag 2)")
+    if catalog.nrows:
+        log(f"median sky {np.nanmedian(catalog['BACKGROUND']):.6g}, median spread "
+            f"{np.nanmedian(catalog['SKY_STD']):.4g}")
+
+
+if __name__ == "__main__":
+    run_cli(main)
