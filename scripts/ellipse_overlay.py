@@ -13,8 +13,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from astro_common import (  # noqa: E402
-    ellipse_axes, ellipse_centres, log, mask_from_image, read_catalog, read_image, run_cli,
-    ToolError,
+    ellipse_axes, ellipse_centres, log, mask_from_image, read_catalog, read_image,
+    read_regions, run_cli, ToolError,
 )
 
 LAYER_COLOURS = ("#ff3b30", "#00c7ff", "#ffd60a", "#34c759", "#ff9f0a", "#bf5af2")
@@ -104,6 +104,29 @@ def render_overlay(data, layers, output, stretch="asinh", mask=None, wcs=None, t
     plt.close(fig)
 
 
+def region_patches(regions, colour="#ffd60a"):
+    """matplotlib patches for ds9 shapes (1-based image coordinates -> 0-based axes)."""
+    from matplotlib import patches
+    drawn = []
+    style = {"fill": False, "edgecolor": colour, "linewidth": 0.9}
+    for region in regions:
+        p = region.params
+        if region.shape == "box":
+            drawn.append(patches.Rectangle((p[0] - 1 - p[2] / 2, p[1] - 1 - p[3] / 2), p[2], p[3],
+                                           angle=p[4], rotation_point="center", **style))
+        elif region.shape == "ellipse":
+            drawn.append(patches.Ellipse((p[0] - 1, p[1] - 1), 2 * p[2], 2 * p[3], angle=p[4],
+                                         **style))
+        elif region.shape == "circle":
+            drawn.append(patches.Circle((p[0] - 1, p[1] - 1), p[2], **style))
+        elif region.shape == "polygon":
+            xy = np.column_stack([np.asarray(p[0::2]) - 1, np.asarray(p[1::2]) - 1])
+            drawn.append(patches.Polygon(xy, closed=True, **style))
+        elif region.shape == "point":
+            drawn.append(patches.Circle((p[0] - 1, p[1] - 1), 2.0, **style))
+    return drawn
+
+
 def _figure_format(output):
     return "pdf" if str(output).lower().endswith(".pdf") else "png"
 
@@ -176,7 +199,6 @@ def main(argv=None):
         log(f"{what}: drawing {catalog.nrows} ellipses")
     patches = []
     if args.regions:
-        from ds9_regions import read_regions, region_patches
         for path in args.regions:
             shapes = read_regions(path)
             patches.extend(region_patches(shapes))
