@@ -53,6 +53,9 @@ def write_config(workdir, port):
     <section id="{TOOL_SECTION[0]}" name="{TOOL_SECTION[1]}">
 {entries}
     </section>
+    <section id="collection_operations" name="Collection operations">
+        <tool file="${{model_tools_path}}/extract_dataset.xml"/>
+    </section>
 </toolbox>
 """)
     config = {

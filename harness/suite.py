@@ -177,8 +177,30 @@ def test_workflows_in_galaxy(server):
     return ok, f"{passed} passed, {failed} failed"
 
 
+class FakeLegacyService:
+    """The local imitation of the Legacy Surveys cutout service (tests/), for Galaxy's jobs:
+    its URL goes to DESI_LEGACY_BASE_URL in Galaxy's environment, which jobs inherit."""
+
+    def __init__(self):
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.join(REPO, "tests", "fake_legacy_service.py")],
+            stdout=subprocess.PIPE, text=True)
+        self.url = self.process.stdout.readline().strip()
+        if not self.url.startswith("http://127.0.0.1:"):
+            raise RuntimeError("the fake Legacy Surveys service did not start")
+        print(f"[fake service] Legacy Surveys imitation at {self.url}", flush=True)
+
+    def env(self):
+        return {"DESI_LEGACY_BASE_URL": self.url, "DESI_LEGACY_RETRY_DELAY": "0.2",
+                "DESI_LEGACY_TIMEOUT": "30"}
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
 def service_env():
-    """Local stand-ins for outside services, for Galaxy's jobs (none needed yet)."""
+    """Outside services for `main` and `serve`: the real ones (nothing to set)."""
     return {}
 
 
@@ -196,7 +218,8 @@ def cmd_test(args):
     if not args.skip_pytest:
         stages.timed("pytest", run_pytest)
     if not args.skip_galaxy:
-        server = GalaxyServer(galaxy_workdir("astro-galaxy-test-"), extra_env=service_env())
+        fake = FakeLegacyService()
+        server = GalaxyServer(galaxy_workdir("astro-galaxy-test-"), extra_env=fake.env())
         start = time.time()
         try:
             server.start()
@@ -208,6 +231,7 @@ def cmd_test(args):
             stages.add("Galaxy", False, str(err), time.time() - start)
         finally:
             server.stop()
+            fake.stop()
             if not stages.ok:
                 server.keep_log(os.path.join(OUTPUT_DIR, "galaxy.log"))
     stages.report()
@@ -229,9 +253,101 @@ def cmd_serve(args):
     return 0
 
 
+MAIN_WORKFLOWS = {
+    "hot_cold_catalog": "the CluSex hot/cold catalog, mask and local sky of a FITS image",
+}
+DEFAULT_IMAGE = os.path.join(REPO, "test-data", "sep_image.fits")
+
+
+def write_job(path, workflow, args):
+    """The planemo job file: the image (or the sky position) and any parameters."""
+    lines = []
+    if workflow == "hot_cold_catalog":
+        image = os.path.abspath(args.image or DEFAULT_IMAGE)
+        if not os.path.isfile(image):
+            raise SystemExit(f"Error: image {image} not found")
+        lines += ["sky image:", "  class: File", f"  path: {json.dumps(image)}",
+                  "  filetype: fits"]
+    for item in args.param:
+        name, _, value = item.partition("=")
+        lines.append(f"{json.dumps(name)}: {value}")
+    with open(path, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def collect_outputs(run_json, out_dir):
+    """Rename planemo's downloads to '<output label>.<ext>'; return {label: path}."""
+    with open(run_json) as handle:
+        outputs = json.load(handle)
+    named = {}
+    for label, info in outputs.items():
+        source = info.get("path") if isinstance(info, dict) else None
+        if not source or not os.path.exists(source):
+            continue
+        extension = os.path.splitext(source)[1]
+        target = os.path.join(out_dir, label.replace(" ", "_").replace("/", "_") + extension)
+        os.replace(source, target)
+        named[label] = target
+    return named
+
+
+def count_rows(path):
+    with open(path) as handle:
+        return sum(1 for line in handle if line.strip() and not line.startswith("#"))
+
+
+def report_main(named, out_dir, seconds):
+    say(f"main job done in {seconds:.0f} s; results in {os.path.relpath(out_dir, REPO)}/")
+    for label, path in sorted(named.items()):
+        detail = ""
+        if path.endswith((".tabular", ".txt")):
+            kind = "objects" if path.endswith(".tabular") else "lines"
+            detail = f"{count_rows(path)} {kind}"
+        print(f"  {label:<26} {os.path.relpath(path, REPO):<55} {detail}")
+    picture = next((p for p in named.values() if p.endswith(".png")), None)
+    if picture:
+        print(f"\nThe picture: {picture}")
+
+
 def cmd_main(args):
-    say("main job: not available yet (needs the hot_cold_catalog workflow)")
-    return 1
+    workflow = args.workflow
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    out_dir = os.path.join(REPO, "results", stamp)
+    os.makedirs(out_dir, exist_ok=True)
+    job = os.path.join(out_dir, "job.yml")
+    write_job(job, workflow, args)
+    server = GalaxyServer(galaxy_workdir("astro-galaxy-main-"), extra_env=service_env())
+    start = time.time()
+    say(f"1/3 starting a local Galaxy (about 30 s) for workflow {workflow}: "
+        f"{MAIN_WORKFLOWS[workflow]}")
+    try:
+        server.start()
+        say(f"2/3 running the workflow in Galaxy ({time.time() - start:.0f} s so far); "
+            "planemo shows each job's state")
+        run_json = os.path.join(out_dir, "outputs.json")
+        status = run([venv_bin("planemo"), "run", os.path.join("workflows",
+                                                               f"{workflow}.gxwf.yml"), job,
+                      "--engine", "external_galaxy", "--galaxy_url", server.url,
+                      "--galaxy_user_key", server.key, "--download_outputs",
+                      "--output_directory", out_dir, "--output_json", run_json])
+        if status != 0:
+            server.keep_log(os.path.join(out_dir, "galaxy.log"))
+            print(f"Error: the workflow failed (planemo exit status {status}); Galaxy's log "
+                  f"is in {out_dir}", file=sys.stderr)
+            return 1
+        say(f"3/3 collecting the outputs ({time.time() - start:.0f} s so far)")
+        report_main(collect_outputs(run_json, out_dir), out_dir, time.time() - start)
+        if args.keep_running:
+            print(f"\nGalaxy keeps running at {server.url} (login admin@example.org / "
+                  "astro-suite-admin); Ctrl-C stops it", flush=True)
+            try:
+                while server.process.poll() is None:
+                    time.sleep(2)
+            except KeyboardInterrupt:
+                pass
+        return 0
+    finally:
+        server.stop()
 
 
 def main(argv=None):
@@ -248,6 +364,12 @@ def main(argv=None):
     serve.add_argument("--port", type=int, default=8080)
     main_job = sub.add_parser("main", help="run the main job (hot/cold workflow)")
     main_job.add_argument("--image", help="another FITS image instead of the bundled one")
+    main_job.add_argument("--workflow", default="hot_cold_catalog",
+                          choices=sorted(MAIN_WORKFLOWS), help="which workflow to run")
+    main_job.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                          help="a workflow parameter, e.g. 'cold threshold=1.5' (repeatable)")
+    main_job.add_argument("--keep-running", action="store_true",
+                          help="keep Galaxy running afterwards, to look at the history")
     args = parser.parse_args(argv)
     started = datetime.datetime.now()
     status = {"test": cmd_test, "serve": cmd_serve, "main": cmd_main}[args.command](args)
