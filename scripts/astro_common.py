@@ -86,8 +86,16 @@ class Image:
         return self.data.shape
 
 
+def require_file(path, what):
+    """A clear error for a missing input file (instead of a traceback)."""
+    import os
+    if not os.path.isfile(path):
+        raise ToolError(f"{what}: file '{path}' not found")
+
+
 def sniff_image_format(path, what="image"):
     """Return 'fits' or 'tiff' from the file's first bytes; refuse anything else."""
+    require_file(path, f"the {what}")
     with open(path, "rb") as handle:
         head = handle.read(512)
     if head.startswith(b"SIMPLE  ="):
@@ -375,6 +383,7 @@ def read_catalog(path, what="the catalog"):
     - CluSex's header-less 15-column catalog;
     - a FITS binary table (SExtractor FITS_1.0 or astropy).
     """
+    require_file(path, what)
     with open(path, "rb") as handle:
         head = handle.read(9)
     if head.startswith(b"SIMPLE  ="):
@@ -604,6 +613,7 @@ def read_regions(path, what="the region file"):
     Shapes: box, ellipse, circle, polygon (and point, kept as a marker). Any other shape,
     another coordinate system, or a malformed line is an error naming the line.
     """
+    require_file(path, what)
     regions = []
     system = "image"
     with open(path, encoding="utf-8", errors="replace") as handle:

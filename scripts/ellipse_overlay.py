@@ -199,10 +199,10 @@ def main(argv=None):
         log(f"{what}: drawing {catalog.nrows} ellipses")
     patches = []
     if args.regions:
-        for path in args.regions:
+        for number, path in enumerate(args.regions, 1):
             shapes = read_regions(path)
             patches.extend(region_patches(shapes))
-            log(f"regions: {len(shapes)} shape(s) from {os.path.basename(path)}")
+            log(f"regions: {len(shapes)} shape(s) from region file {number}")
     output = args.output
     render_overlay(image.data, layers, output, stretch=args.stretch, mask=mask,
                    wcs=image.wcs, title=args.title, labels=args.labels, regions=patches,

@@ -356,10 +356,10 @@ def build_mask(catalog, image, args):
     mask = paint_ellipses(image.shape, drawn["NUMBER"], *ellipses)
     region_value = int(max(catalog["NUMBER"].max() if catalog.nrows else 0, 0)) + 1
     paint_regions(mask, [_box_region(b) for b in boxes], region_value)
-    for path in args.regions:
+    for number, path in enumerate(args.regions, 1):
         shapes = [r for r in read_regions(path) if r.shape != "point"]
         paint_regions(mask, shapes, region_value)
-        log(f"regions: {len(shapes)} shape(s) masked from {os.path.basename(path)}")
+        log(f"regions: {len(shapes)} shape(s) masked from region file {number}")
     return mask, boxes, region_value, int(keep.sum())
 
 

@@ -49,7 +49,7 @@ def test_more_catalogs_regions_mask_labels_and_crop(run_script, tmp_path):
                   "--title", "crop")
     assert result.status == 0, result.err
     assert "catalog 2: drawing 62 ellipses" in result.out
-    assert "regions: 5 shape(s) from user_regions.reg" in result.out
+    assert "regions: 5 shape(s) from region file 1" in result.out
 
 
 @pytest.mark.parametrize("stretch", ellipse_overlay.STRETCHES)

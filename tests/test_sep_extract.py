@@ -304,6 +304,7 @@ def test_small_pixel_stack_is_raised(run_script, tmp_path):
     (["--image", data_path("error_page.fits")],
      "Error: the image is an HTML page, not a FITS or TIFF image"),
     (["--image", data_path("sep_image.cat")], "Error: the image is neither a FITS nor a TIFF"),
+    (["--image", "/no/such/image.fits"], "Error: the image: file '/no/such/image.fits' not found"),
     (["--image", data_path("sep_image.fits"), "--hdu", "2"],
      "Error: the image has 1 HDU(s) (0..0); HDU 2 does not exist"),
     (["--image", data_path("sep_image.fits"), "--minarea", "0"],
