@@ -113,6 +113,19 @@ def user_api_key(url):
     return api(url, f"/api/users/{user_id}/api_key", key=BOOTSTRAP_KEY, data={})
 
 
+def import_workflows(url, key, paths, publish=True):
+    """Import gxformat2 workflows into the user's account (published: visible to all)."""
+    import yaml
+    names = []
+    for path in paths:
+        with open(path) as handle:
+            workflow = yaml.safe_load(handle)
+        api(url, "/api/workflows", key=key, data={"workflow": workflow, "publish": publish,
+                                                  "importable": publish}, timeout=120)
+        names.append(workflow.get("label", os.path.basename(path)))
+    return names
+
+
 class GalaxyServer:
     """A Galaxy server process; use as a context manager so it is always stopped."""
 

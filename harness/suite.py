@@ -19,7 +19,10 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from galaxy_server import GalaxyServer, REPO, tool_files  # noqa: E402
+import browser_check  # noqa: E402
+from galaxy_server import (  # noqa: E402
+    GalaxyServer, import_workflows, REPO, tool_files, TOOL_SECTION,
+)
 
 OUTPUT_DIR = os.path.join(REPO, "test-output")
 PYTHON_SOURCES = ["scripts", "tests", "harness", "bench"]
@@ -232,6 +235,10 @@ def cmd_test(args):
                 stages.timed("planemo test (tools)",
                              lambda: test_tools_in_galaxy(server, args.parallel))
                 workflows.result()
+            if not args.skip_browser:
+                import_workflows(server.url, server.key, workflow_files())
+                stages.timed("browser (chromium)",
+                             lambda: browser_check.check(server.url, OUTPUT_DIR))
         except Exception as err:
             stages.add("Galaxy", False, str(err), time.time() - start)
         finally:
@@ -247,7 +254,9 @@ def cmd_serve(args):
     server = GalaxyServer(galaxy_workdir("astro-galaxy-serve-"), port=args.port,
                           extra_env=service_env())
     with server:
+        names = import_workflows(server.url, server.key, workflow_files())
         print(f"\nGalaxy with the source-extraction suite: {server.url}\n"
+              f"  tools: section '{TOOL_SECTION[1]}'; workflows: {', '.join(names)}\n"
               f"  login: admin@example.org / astro-suite-admin   (API key {server.key})\n"
               "  press Ctrl-C to stop", flush=True)
         try:
@@ -363,6 +372,7 @@ def main(argv=None):
     test.add_argument("--skip-lint", action="store_true")
     test.add_argument("--skip-pytest", action="store_true")
     test.add_argument("--skip-galaxy", action="store_true")
+    test.add_argument("--skip-browser", action="store_true")
     test.add_argument("--parallel", type=int, default=3,
                       help="planemo processes testing tools at once (default 3)")
     serve = sub.add_parser("serve", help="start Galaxy with the suite for a browser")
