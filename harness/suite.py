@@ -250,6 +250,14 @@ def cmd_test(args):
     return 0 if stages.ok else 1
 
 
+def wait_until_interrupted(server):
+    try:
+        while server.process.poll() is None:
+            time.sleep(2)
+    except KeyboardInterrupt:
+        pass
+
+
 def cmd_serve(args):
     server = GalaxyServer(galaxy_workdir("astro-galaxy-serve-"), port=args.port,
                           extra_env=service_env())
@@ -259,11 +267,7 @@ def cmd_serve(args):
               f"  tools: section '{TOOL_SECTION[1]}'; workflows: {', '.join(names)}\n"
               f"  login: admin@example.org / astro-suite-admin   (API key {server.key})\n"
               "  press Ctrl-C to stop", flush=True)
-        try:
-            while server.process.poll() is None:
-                time.sleep(2)
-        except KeyboardInterrupt:
-            pass
+        wait_until_interrupted(server)
     return 0
 
 
@@ -354,11 +358,7 @@ def cmd_main(args):
         if args.keep_running:
             print(f"\nGalaxy keeps running at {server.url} (login admin@example.org / "
                   "astro-suite-admin); Ctrl-C stops it", flush=True)
-            try:
-                while server.process.poll() is None:
-                    time.sleep(2)
-            except KeyboardInterrupt:
-                pass
+            wait_until_interrupted(server)
         return 0
     finally:
         server.stop()

@@ -137,6 +137,20 @@ def read_image(path, what="image", hdu=None, plane=None, band=None):
     return Image(data, header, wcs, description, invalid)
 
 
+def add_image_arguments(parser, help_text="FITS or TIFF image"):
+    """--image and the choice of HDU and plane, as every script takes them."""
+    parser.add_argument("--image", required=True, help=help_text)
+    parser.add_argument("--hdu", type=int, help="FITS HDU (default: first HDU with an image)")
+    plane = parser.add_mutually_exclusive_group()
+    plane.add_argument("--plane", type=int, help="plane of a 3-D cube or TIFF (0-based)")
+    plane.add_argument("--band", help="plane of a cube by band name (BAND0, BAND1... keys)")
+
+
+def read_image_argument(args):
+    """The image chosen by add_image_arguments' options."""
+    return read_image(args.image, "image", hdu=args.hdu, plane=args.plane, band=args.band)
+
+
 def _read_fits_array(path, what, hdu):
     from astropy.io import fits
     try:

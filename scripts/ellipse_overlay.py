@@ -13,8 +13,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from astro_common import (  # noqa: E402
-    ellipse_axes, ellipse_centres, log, mask_from_image, read_catalog, read_image,
-    read_regions, run_cli, ToolError,
+    add_image_arguments, ellipse_axes, ellipse_centres, log, mask_from_image, read_catalog,
+    read_image_argument, read_regions, run_cli, ToolError,
 )
 
 LAYER_COLOURS = ("#ff3b30", "#00c7ff", "#ffd60a", "#34c759", "#ff9f0a", "#bf5af2")
@@ -133,11 +133,7 @@ def _figure_format(output):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--image", required=True, help="FITS or TIFF image")
-    parser.add_argument("--hdu", type=int)
-    plane = parser.add_mutually_exclusive_group()
-    plane.add_argument("--plane", type=int)
-    plane.add_argument("--band")
+    add_image_arguments(parser)
     parser.add_argument("--catalog", action="append", default=[],
                         help="catalog to draw (repeat for several, each its own colour)")
     parser.add_argument("--catalog-label", action="append", default=[],
@@ -186,7 +182,7 @@ def select_rows(catalog, max_mag, flags_below, what):
 
 def main(argv=None):
     args = parse_args(argv)
-    image = read_image(args.image, "image", hdu=args.hdu, plane=args.plane, band=args.band)
+    image = read_image_argument(args)
     mask = mask_from_image(args.mask, image.shape) if args.mask else None
     layers = []
     for index, path in enumerate(args.catalog):

@@ -15,8 +15,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from astro_common import (  # noqa: E402
-    ellipse_bounds, inside_ellipses, log, minor_axis_ratio, read_catalog, read_image,
-    read_regions, run_cli, ToolError, write_fits_image, write_regions,
+    add_image_arguments, ellipse_bounds, inside_ellipses, log, minor_axis_ratio, read_catalog,
+    read_image_argument, read_regions, run_cli, ToolError, write_fits_image, write_regions,
 )
 
 MASK_COLUMNS = ("NUMBER", "XPEAK_IMAGE", "YPEAK_IMAGE", "KRON_RADIUS", "A_IMAGE",
@@ -29,12 +29,7 @@ MAX_PAIRS = 20_000_000  # bounding-box pixels tested at once
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", required=True, help="catalog (any format the suite reads)")
-    parser.add_argument("--image", required=True,
-                        help="the image the catalog came from (shape, WCS, saturated pixels)")
-    parser.add_argument("--hdu", type=int)
-    plane = parser.add_mutually_exclusive_group()
-    plane.add_argument("--plane", type=int)
-    plane.add_argument("--band")
+    add_image_arguments(parser)
     parser.add_argument("--output", required=True, help="mask (FITS)")
     parser.add_argument("--scale", type=float, default=1.5,
                         help="R = Scale x KRON_RADIUS x A + Offset (default 1.5)")
@@ -379,7 +374,7 @@ def _objects_in_boxes(catalog, boxes):
 
 def main(argv=None):
     args = parse_args(argv)
-    image = read_image(args.image, "image", hdu=args.hdu, plane=args.plane, band=args.band)
+    image = read_image_argument(args)
     catalog = read_catalog(args.catalog, "the catalog")
     mask, boxes, region_value, drawn = build_mask(catalog, image, args)
     removed = numbers_to_remove(args, mask)

@@ -14,8 +14,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from astro_common import (  # noqa: E402
-    Catalog, log, mask_from_image, read_image, run_cli, ToolError, write_catalog,
-    write_fits_image,
+    add_image_arguments, Catalog, log, mask_from_image, read_image_argument, run_cli,
+    ToolError, write_catalog, write_fits_image,
 )
 
 CATALOG_COLUMNS = (
@@ -39,11 +39,7 @@ MAG_UNDEFINED = 99.0       # SExtractor's magnitude for a non-positive flux
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     io = parser.add_argument_group("input and output")
-    io.add_argument("--image", required=True, help="FITS or TIFF image")
-    io.add_argument("--hdu", type=int, help="FITS HDU (default: first HDU with an image)")
-    plane = io.add_mutually_exclusive_group()
-    plane.add_argument("--plane", type=int, help="plane of a 3-D cube or TIFF (0-based)")
-    plane.add_argument("--band", help="plane of a cube by band name (BAND0, BAND1... keys)")
+    add_image_arguments(io)
     io.add_argument("--catalog", required=True, help="output catalog (tab-separated)")
     io.add_argument("--background", help="output background image (FITS)")
     io.add_argument("--rms", help="output background RMS image (FITS)")
@@ -318,7 +314,7 @@ def error_for(model, bkg):
 
 def extract_sources(args):
     """The whole job: read, background, detect, measure, write. Returns the catalog."""
-    image = read_image(args.image, "image", hdu=args.hdu, plane=args.plane, band=args.band)
+    image = read_image_argument(args)
     ny, nx = image.shape
     log(f"image: {nx} x {ny} pixels, {image.data.dtype}, from {image.description}")
     kernel = load_kernel(args.filter)

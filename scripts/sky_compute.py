@@ -19,8 +19,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from astro_common import (  # noqa: E402
-    log, minor_axis_ratio, read_catalog, read_image, run_cli, ToolError,
-    write_catalog,
+    add_image_arguments, log, minor_axis_ratio, read_catalog, read_image,
+    read_image_argument, run_cli, ToolError, write_catalog,
 )
 
 SKY_COLUMNS = ("XPEAK_IMAGE", "YPEAK_IMAGE", "KRON_RADIUS", "A_IMAGE", "THETA_IMAGE")
@@ -34,11 +34,7 @@ FLAG_OK, FLAG_PARTIAL, FLAG_NO_SKY = 0, 1, 2
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--image", required=True, help="FITS or TIFF image")
-    parser.add_argument("--hdu", type=int)
-    plane = parser.add_mutually_exclusive_group()
-    plane.add_argument("--plane", type=int)
-    plane.add_argument("--band")
+    add_image_arguments(parser)
     parser.add_argument("--catalog", required=True, help="catalog (any format the suite reads)")
     parser.add_argument("--mask", required=True,
                         help="mask from mask_build (object NUMBERs, or 0/1); 0 = sky")
@@ -230,7 +226,7 @@ def compute_sky(image, catalog, labels, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    image = read_image(args.image, "image", hdu=args.hdu, plane=args.plane, band=args.band)
+    image = read_image_argument(args)
     catalog = read_catalog(args.catalog, "the catalog")
     labels = label_mask(args.mask, image.shape)
     result = compute_sky(image, catalog, labels, args)
