@@ -43,9 +43,25 @@ def tool_files():
     return names
 
 
-def write_config(workdir, port):
-    """galaxy.yml and tool_conf.xml for a server whose state lives in workdir."""
+def write_job_conf(path, job_env):
+    """A local job runner whose jobs get job_env (Galaxy's jobs do not inherit the
+    server's environment)."""
+    lines = ["runners:", "  local:", "    load: galaxy.jobs.runners.local:LocalJobRunner",
+             "    workers: 4", "execution:", "  default: local", "  environments:",
+             "    local:", "      runner: local", "      env:"]
+    for name, value in sorted(job_env.items()):
+        lines += [f"        - name: {name}", f"          value: {json.dumps(value)}"]
+    if not job_env:
+        lines[-1] = "      env: []"
+    with open(path, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def write_config(workdir, port, job_env=None):
+    """galaxy.yml, job_conf.yml and tool_conf.xml for a server whose state lives in
+    workdir."""
     os.makedirs(workdir, exist_ok=True)
+    write_job_conf(os.path.join(workdir, "job_conf.yml"), job_env or {})
     entries = "\n".join(f'        <tool file="{name}"/>' for name in tool_files())
     with open(os.path.join(workdir, "tool_conf.xml"), "w") as handle:
         handle.write(f"""<?xml version="1.0"?>
@@ -63,6 +79,7 @@ def write_config(workdir, port):
         "tool_config_file": os.path.join(workdir, "tool_conf.xml"),
         "tool_data_path": os.path.join(workdir, "tool-data"),
         "tool_test_data_directories": os.path.join(REPO, "test-data"),
+        "job_config_file": os.path.join(workdir, "job_conf.yml"),
         "admin_users": USER_EMAIL,
         "bootstrap_admin_api_key": BOOTSTRAP_KEY,
         "conda_auto_init": False,
@@ -140,7 +157,7 @@ class GalaxyServer:
         self.quiet = quiet
 
     def start(self):
-        write_config(self.workdir, self.port)
+        write_config(self.workdir, self.port, self.extra_env)
         venv = sys.prefix
         env = dict(os.environ)
         env.update(self.extra_env)
