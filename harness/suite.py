@@ -5,6 +5,7 @@
   main   the main job: the hot/cold workflow on the bundled real sky image, in Galaxy;
          every output is written to results/<date-time>/
   serve  start Galaxy with the suite's tools and workflows for a person to use in a browser
+  validate  run SExtractor and CluSex beside our tools; write validation/report.md
 """
 
 import argparse
@@ -13,6 +14,7 @@ import datetime
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,7 +27,8 @@ from galaxy_server import (  # noqa: E402
 )
 
 OUTPUT_DIR = os.path.join(REPO, "test-output")
-PYTHON_SOURCES = ["scripts", "tests", "harness", "bench"]
+CLUSEX_VERSION = "2.5.6"
+PYTHON_SOURCES = ["scripts", "tests", "harness", "bench", "validation"]
 
 
 def venv_bin(name):
@@ -364,6 +367,25 @@ def cmd_main(args):
         server.stop()
 
 
+def cmd_validate(args):
+    """SExtractor (Debian) and CluSex (PyPI, a venv of its own) against our tools."""
+    if not shutil.which("source-extractor"):
+        say("installing Debian's source-extractor with apt-get")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "source-extractor"], check=True,
+                       env=env)
+    clusex_venv = os.path.join(os.path.dirname(sys.prefix), f"clusex-{CLUSEX_VERSION}")
+    if not os.path.exists(os.path.join(clusex_venv, ".complete")):
+        say(f"installing CluSex {CLUSEX_VERSION} in {clusex_venv}")
+        subprocess.run([sys.executable, "-m", "venv", "--clear", clusex_venv], check=True)
+        subprocess.run([os.path.join(clusex_venv, "bin", "pip"), "install", "--quiet",
+                        f"clusex=={CLUSEX_VERSION}"], check=True)
+        open(os.path.join(clusex_venv, ".complete"), "w").close()
+    return run([sys.executable, os.path.join(REPO, "validation", "run_validation.py"),
+                "--clusex-bin", os.path.join(clusex_venv, "bin")])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="./suite", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -385,9 +407,12 @@ def main(argv=None):
                           help="a workflow parameter, e.g. 'cold threshold=1.5' (repeatable)")
     main_job.add_argument("--keep-running", action="store_true",
                           help="keep Galaxy running afterwards, to look at the history")
+    sub.add_parser("validate", help="compare with SExtractor and CluSex; write "
+                                    "validation/report.md")
     args = parser.parse_args(argv)
     started = datetime.datetime.now()
-    status = {"test": cmd_test, "serve": cmd_serve, "main": cmd_main}[args.command](args)
+    status = {"test": cmd_test, "serve": cmd_serve, "main": cmd_main,
+              "validate": cmd_validate}[args.command](args)
     print(f"\n{args.command} finished in {(datetime.datetime.now() - started).seconds} s "
           f"with status {status}", flush=True)
     return status
