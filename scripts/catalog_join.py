@@ -101,12 +101,24 @@ def peaks(catalog):
 
 
 def nearest_within(points, others, radius):
-    """Index of the nearest of `others` within `radius` of each point, or -1."""
+    """Index of the nearest of `others` within `radius` (inclusive) of each point, or -1.
+    Ties go to the lowest index, as CluSex's argmin does."""
     from scipy.spatial import cKDTree
+    nearest = np.full(len(points), -1)
     if len(others) == 0 or len(points) == 0:
-        return np.full(len(points), -1)
-    distance, index = cKDTree(others).query(points, k=1, distance_upper_bound=radius)
-    return np.where(np.isfinite(distance), index, -1)
+        return nearest
+    candidates = cKDTree(others).query_ball_point(points, r=radius)
+    counts = np.fromiter((len(c) for c in candidates), dtype=np.int64, count=len(candidates))
+    if counts.sum() == 0:
+        return nearest
+    owner = np.repeat(np.arange(len(points)), counts)
+    other = np.concatenate([np.asarray(c, dtype=np.int64) for c in candidates if c])
+    distance = np.hypot(*(points[owner] - others[other]).T)
+    order = np.lexsort((other, distance, owner))  # by point, then distance, then index
+    owner, other = owner[order], other[order]
+    first = np.r_[True, owner[1:] != owner[:-1]]
+    nearest[owner[first]] = other[first]
+    return nearest
 
 
 def correct_sizes(primary, secondary, frac_tol, redu_coef, scale_cor, min_radius,

@@ -341,3 +341,13 @@ def test_vectorised_join_equals_all_pairs():
                                      minor, hot["THETA_IMAGE"]).any() for px, py in points])
     np.testing.assert_array_equal(fast, slow)
     assert 100 < slow.sum() < 1900
+
+
+def test_nearest_counterpart_ties_go_to_the_first():
+    # two catalog-2 peaks at the same distance (2 px) from the catalog-1 peak: CluSex's
+    # argmin takes the first; so does the KD-tree match
+    points = np.array([[10.0, 10.0]])
+    others = np.array([[50.0, 50.0], [12.0, 10.0], [8.0, 10.0], [10.0, 13.5]])
+    assert catalog_join.nearest_within(points, others, 3.0)[0] == 1
+    assert catalog_join.nearest_within(points, others[::-1], 3.0)[0] == 1  # [8,10] first now
+    assert catalog_join.nearest_within(points, others[:1], 3.0)[0] == -1
