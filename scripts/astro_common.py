@@ -559,6 +559,25 @@ def ellipse_bounds(major, minor, theta_deg):
     return hx, hy
 
 
+def box_pixels(x_lo, x_hi, y_lo, y_hi, limit=20_000_000):
+    """Every pixel of many boxes [x_lo, x_hi) x [y_lo, y_hi) at once, as (owner, x, y)
+    arrays (owner = the box's index), in chunks of about `limit` pixels."""
+    width = np.maximum(np.asarray(x_hi) - x_lo, 0)
+    height = np.maximum(np.asarray(y_hi) - y_lo, 0)
+    sizes = width * height
+    ends = np.cumsum(sizes)
+    start = 0
+    while start < len(sizes):
+        done = ends[start - 1] if start else 0
+        stop = max(int(np.searchsorted(ends, done + limit, side="right")), start + 1)
+        boxes = np.arange(start, stop)
+        counts = sizes[boxes]
+        owner = np.repeat(boxes, counts)
+        within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        yield owner, x_lo[owner] + within % width[owner], y_lo[owner] + within // width[owner]
+        start = stop
+
+
 def inside_ellipses(px, py, cx, cy, major, minor, theta_deg):
     """Strict point-in-ellipse test, element by element (all arrays of one length).
 

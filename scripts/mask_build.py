@@ -15,8 +15,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from astro_common import (  # noqa: E402
-    add_image_arguments, ellipse_bounds, inside_ellipses, log, minor_axis_ratio, read_catalog,
-    read_image_argument, read_regions, run_cli, ToolError, write_fits_image, write_regions,
+    add_image_arguments, box_pixels, ellipse_bounds, inside_ellipses, log, minor_axis_ratio,
+    read_catalog, read_image_argument, read_regions, run_cli, ToolError, write_fits_image,
+    write_regions,
 )
 
 MASK_COLUMNS = ("NUMBER", "XPEAK_IMAGE", "YPEAK_IMAGE", "KRON_RADIUS", "A_IMAGE",
@@ -97,29 +98,11 @@ def paint_ellipses(shape, numbers, x0, y0, major, minor, theta):
     xhi = np.clip(np.floor(x0 + hx) + 1, 0, nx).astype(np.int64)
     ylo = np.clip(np.ceil(y0 - hy), 0, ny).astype(np.int64)
     yhi = np.clip(np.floor(y0 + hy) + 1, 0, ny).astype(np.int64)
-    width, height = np.maximum(xhi - xlo, 0), np.maximum(yhi - ylo, 0)
-    for chunk in _chunks(width * height, MAX_PAIRS):
-        counts = (width * height)[chunk]
-        owner = np.repeat(chunk, counts)
-        within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        px = xlo[owner] + within % width[owner]
-        py = ylo[owner] + within // width[owner]
+    for owner, px, py in box_pixels(xlo, xhi, ylo, yhi, MAX_PAIRS):
         inside = inside_ellipses(px, py, x0[owner], y0[owner], major[owner], minor[owner],
                                  theta[owner])
         np.minimum.at(best, (py * nx + px)[inside], rank[owner[inside]])
     return rank_label[best].reshape(shape)
-
-
-def _chunks(sizes, limit):
-    """Consecutive groups of object indices whose sizes sum to about `limit` (at least one
-    object per group)."""
-    ends = np.cumsum(sizes)
-    start = 0
-    while start < len(sizes):
-        done = ends[start - 1] if start else 0
-        stop = max(int(np.searchsorted(ends, done + limit, side="right")), start + 1)
-        yield np.arange(start, stop)
-        start = stop
 
 
 # --------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from astro_common import (  # noqa: E402
 
 SKY_COLUMNS = ("XPEAK_IMAGE", "YPEAK_IMAGE", "KRON_RADIUS", "A_IMAGE", "THETA_IMAGE")
 MIN_AXIS_RATIO = 0.005   # CluSex's clamp of b/a
-FIRST_RINGS = 4          # rings measured at first; the window doubles until the sky is found
+FIRST_RINGS = 2          # rings measured at first; the window doubles until the sky is found
 MIN_RING_PIXELS = 5      # a ring with fewer free pixels is skipped
 MIN_FREE_FRACTION = 0.5  # a random box needs this fraction of unmasked pixels
 TRIES_PER_BOX = 10
@@ -80,7 +80,14 @@ def edge_radius(shape, x0, y0, ratio, phi):
     return elliptical_radius(corners_x, corners_y, x0, y0, ratio, phi).max()
 
 
-def ring_statistics(data, free, x0, y0, inner, ratio, phi, width, nrings):
+def window_free(sky, labels, number, rows, cols):
+    """Sky pixels of a window, the object's own mask pixels included (its own rings may
+    cross its own mask ellipse)."""
+    free = sky[rows, cols]
+    return free | (labels[rows, cols] == number) if number > 0 else free
+
+
+def ring_statistics(data, sky, labels, number, x0, y0, inner, ratio, phi, width, nrings):
     """Sum, sum of squares and count of free pixels in rings 0..nrings-1 (one window)."""
     ny, nx = data.shape
     outer = inner + nrings * width
@@ -90,7 +97,8 @@ def ring_statistics(data, free, x0, y0, inner, ratio, phi, width, nrings):
     ys, xs = np.mgrid[y_lo:y_hi, x_lo:x_hi]
     radius = elliptical_radius(xs, ys, x0, y0, ratio, phi)
     ring = np.floor((radius - inner) / width).astype(np.int64)
-    use = free[y_lo:y_hi, x_lo:x_hi] & (ring >= 0) & (ring < nrings)
+    free = window_free(sky, labels, number, slice(y_lo, y_hi), slice(x_lo, x_hi))
+    use = free & (ring >= 0) & (ring < nrings)
     values = data[y_lo:y_hi, x_lo:x_hi][use].astype(np.float64)
     index = ring[use]
     return (np.bincount(index, values, nrings), np.bincount(index, values ** 2, nrings),
@@ -109,18 +117,19 @@ def choose_ring(sums, squares, counts):
     return measured[-1], False
 
 
-def gradient_sky(data, free_of, catalog, args):
+def gradient_sky(data, sky, labels, catalog, args):
     """Sky per object from rings: (mean, std, npix, radius, flag) arrays."""
     x0, y0, inner, ratio, phi = object_geometry(catalog, args.scale, args.offset)
+    numbers = np.asarray(catalog["NUMBER"]).astype(np.int64)
     result = np.full((catalog.nrows, 5), np.nan)
     for i in range(catalog.nrows):
-        free = free_of(int(catalog["NUMBER"][i]))
         limit = edge_radius(data.shape, x0[i], y0[i], ratio[i], phi[i])
         nrings = FIRST_RINGS
         while True:
             nrings = max(1, min(nrings, int(np.ceil((limit - inner[i]) / args.ring_width))))
-            sums, squares, counts = ring_statistics(data, free, x0[i], y0[i], inner[i],
-                                                    ratio[i], phi[i], args.ring_width, nrings)
+            sums, squares, counts = ring_statistics(
+                data, sky, labels, int(numbers[i]), x0[i], y0[i], inner[i], ratio[i], phi[i],
+                args.ring_width, nrings)
             ring, turned = choose_ring(sums, squares, counts)
             reached_edge = inner[i] + nrings * args.ring_width >= limit
             if turned or reached_edge:
@@ -218,9 +227,7 @@ def compute_sky(image, catalog, labels, args):
     if image.invalid is not None:
         sky &= ~image.invalid
     if args.method == "gradient":
-        def free_of(number):  # an object's own mask pixels are sky for its own rings
-            return sky | (labels == number) if number > 0 else sky
-        return gradient_sky(data, free_of, catalog, args)
+        return gradient_sky(data, sky, labels, catalog, args)
     return random_box_sky(data, sky, catalog, args)
 
 
