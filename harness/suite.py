@@ -317,13 +317,19 @@ def count_rows(path):
         return sum(1 for line in handle if line.strip() and not line.startswith("#"))
 
 
+def count_shapes(path):
+    with open(path) as handle:
+        return sum(1 for line in handle if "(" in line and not line.startswith("#"))
+
+
 def report_main(named, out_dir, seconds):
     say(f"main job done in {seconds:.0f} s; results in {os.path.relpath(out_dir, REPO)}/")
     for label, path in sorted(named.items()):
         detail = ""
-        if path.endswith((".tabular", ".txt")):
-            kind = "objects" if path.endswith(".tabular") else "lines"
-            detail = f"{count_rows(path)} {kind}"
+        if path.endswith(".tabular"):
+            detail = f"{count_rows(path)} objects"
+        elif path.endswith(".txt"):
+            detail = f"{count_shapes(path)} ds9 shapes"
         print(f"  {label:<26} {os.path.relpath(path, REPO):<55} {detail}")
     picture = next((p for p in named.values() if p.endswith(".png")), None)
     if picture:

@@ -27,9 +27,18 @@ def catalog_layer(catalog, kind="sextractor", label="", colour=LAYER_COLOURS[0],
     x, y = ellipse_centres(catalog, peak=peak)
     major, minor, theta = ellipse_axes(catalog, kind, k=k, scale=scale, offset=offset)
     numbers = catalog["NUMBER"] if "NUMBER" in catalog else np.arange(1, len(x) + 1)
-    return {"x": x - 1.0, "y": y - 1.0, "width": 2.0 * np.abs(major),
-            "height": 2.0 * np.abs(minor), "angle": theta, "colour": colour,
-            "label": label, "numbers": numbers}
+    layer = {"x": x - 1.0, "y": y - 1.0, "width": 2.0 * np.abs(major),
+             "height": 2.0 * np.abs(minor), "angle": theta, "colour": colour,
+             "label": label, "numbers": numbers, "legend": [(colour, label, len(x))]}
+    if "SOURCE" in catalog and catalog.nrows:  # a joined catalog: one colour per input
+        source = np.asarray(catalog["SOURCE"]).astype(int)
+        palette = {s: LAYER_COLOURS[(i + LAYER_COLOURS.index(colour)) % len(LAYER_COLOURS)]
+                   if colour in LAYER_COLOURS else colour
+                   for i, s in enumerate(sorted(set(source)))}
+        layer["colour"] = [palette[s] for s in source]
+        layer["legend"] = [(palette[s], f"{label}: SOURCE {s}", int((source == s).sum()))
+                           for s in sorted(palette)]
+    return layer
 
 
 def image_norm(data, stretch="asinh", percentiles=(0.5, 99.5)):
@@ -80,9 +89,11 @@ def render_overlay(data, layers, output, stretch="asinh", mask=None, wcs=None, t
             offset_transform=ax.transData, facecolors="none", edgecolors=layer["colour"],
             linewidths=0.8, label=layer["label"]))
         if labels:
-            for x, y, number in zip(layer["x"], layer["y"], layer["numbers"]):
-                ax.text(x, y, str(int(number)), color=layer["colour"], fontsize=6,
-                        ha="center", va="center", clip_on=True)
+            colours = layer["colour"] if isinstance(layer["colour"], list) else \
+                [layer["colour"]] * len(layer["x"])
+            for x, y, number, colour in zip(layer["x"], layer["y"], layer["numbers"], colours):
+                ax.text(x, y, str(int(number)), color=colour, fontsize=6, ha="center",
+                        va="center", clip_on=True)
     for patch in regions:
         ax.add_patch(patch)
     if crop:
@@ -99,8 +110,9 @@ def render_overlay(data, layers, output, stretch="asinh", mask=None, wcs=None, t
         ax.set_ylabel("y (pixel)")
     if any(layer["label"] for layer in layers):
         from matplotlib.lines import Line2D
-        handles = [Line2D([], [], color=layer["colour"], label=f"{layer['label']} "
-                          f"({len(layer['x'])})") for layer in layers if layer["label"]]
+        handles = [Line2D([], [], color=colour, label=f"{text} ({count})")
+                   for layer in layers if layer["label"]
+                   for colour, text, count in layer["legend"]]
         ax.legend(handles=handles, loc="upper right", fontsize=7, framealpha=0.6)
     if title:
         ax.set_title(title, fontsize=9)
