@@ -60,14 +60,8 @@ def loop_sky(data, sky, labels, catalog, args):
                                                    np.array(counts))
             if turned or inner[i] + k * args.ring_width >= limit:
                 break
-        if ring is None:
-            result[i] = (np.nan, np.nan, 0, np.nan, sky_compute.FLAG_NO_SKY)
-            continue
-        n = counts[ring]
-        mean = sums[ring] / n
-        std = np.sqrt(max(squares[ring] / n - mean ** 2, 0.0))
-        result[i] = (mean, std, n, inner[i] + (ring + 0.5) * args.ring_width,
-                     sky_compute.FLAG_OK if turned else sky_compute.FLAG_PARTIAL)
+        result[i] = sky_compute.ring_result(sums, squares, counts, ring, turned, inner[i],
+                                            args.ring_width)
     return result
 
 
@@ -83,11 +77,8 @@ def edge_sky(data, sky, labels, catalog, args):
             data, sky, labels, int(catalog["NUMBER"][i]), x0[i], y0[i], inner[i], ratio[i],
             phi[i], args.ring_width, nrings)
         ring, turned = sky_compute.choose_ring(sums, squares, counts)
-        n = counts[ring]
-        mean = sums[ring] / n
-        std = np.sqrt(max(squares[ring] / n - mean ** 2, 0.0))
-        result[i] = (mean, std, n, inner[i] + (ring + 0.5) * args.ring_width,
-                     sky_compute.FLAG_OK if turned else sky_compute.FLAG_PARTIAL)
+        result[i] = sky_compute.ring_result(sums, squares, counts, ring, turned, inner[i],
+                                            args.ring_width)
     return result
 
 

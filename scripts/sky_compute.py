@@ -135,15 +135,18 @@ def gradient_sky(data, sky, labels, catalog, args):
             if turned or reached_edge:
                 break
             nrings *= 2
-        if ring is None:
-            result[i] = (np.nan, np.nan, 0, np.nan, FLAG_NO_SKY)
-            continue
-        n = counts[ring]
-        mean = sums[ring] / n
-        std = np.sqrt(max(squares[ring] / n - mean ** 2, 0.0))
-        radius = inner[i] + (ring + 0.5) * args.ring_width
-        result[i] = (mean, std, n, radius, FLAG_OK if turned else FLAG_PARTIAL)
+        result[i] = ring_result(sums, squares, counts, ring, turned, inner[i], args.ring_width)
     return result
+
+
+def ring_result(sums, squares, counts, ring, turned, inner, width):
+    """(mean, std, pixels, mid radius, flag) of the chosen ring."""
+    if ring is None:
+        return (np.nan, np.nan, 0, np.nan, FLAG_NO_SKY)
+    n = counts[ring]
+    mean = sums[ring] / n
+    std = np.sqrt(max(squares[ring] / n - mean ** 2, 0.0))
+    return (mean, std, n, inner + (ring + 0.5) * width, FLAG_OK if turned else FLAG_PARTIAL)
 
 
 def integral_image(values):
