@@ -14,6 +14,7 @@ import datetime
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -206,8 +207,10 @@ class FakeLegacyService:
 
 
 def service_env():
-    """Outside services for `main` and `serve`: the real ones (nothing to set)."""
-    return {}
+    """Outside services for `main` and `serve`: the real ones, unless the caller's
+    environment names another Legacy Surveys address (a mirror, or the local imitation)."""
+    names = ("DESI_LEGACY_BASE_URL", "DESI_LEGACY_TIMEOUT", "DESI_LEGACY_RETRY_DELAY")
+    return {name: os.environ[name] for name in names if name in os.environ}
 
 
 def galaxy_workdir(prefix):
@@ -276,6 +279,8 @@ def cmd_serve(args):
 
 MAIN_WORKFLOWS = {
     "hot_cold_catalog": "the CluSex hot/cold catalog, mask and local sky of a FITS image",
+    "desi_sources": "a Legacy Surveys cutout (needs internet), its sources and their ellipses",
+    "desi_hot_cold": "a Legacy Surveys cutout (needs internet) through the hot/cold workflow",
 }
 DEFAULT_IMAGE = os.path.join(REPO, "test-data", "sep_image.fits")
 
@@ -289,6 +294,9 @@ def write_job(path, workflow, args):
             raise SystemExit(f"Error: image {image} not found")
         lines += ["sky image:", "  class: File", f"  path: {json.dumps(image)}",
                   "  filetype: fits"]
+    else:  # the DESI workflows start from a sky position
+        lines += [f"RA: {json.dumps(args.ra)}", f"Dec: {json.dumps(args.dec)}",
+                  f"size: {args.size}", f"band: {json.dumps(args.band)}"]
     for item in args.param:
         name, _, value = item.partition("=")
         lines.append(f"{json.dumps(name)}: {value}")
@@ -309,6 +317,13 @@ def collect_outputs(run_json, out_dir):
         target = os.path.join(out_dir, label.replace(" ", "_").replace("/", "_") + extension)
         os.replace(source, target)
         named[label] = target
+    # collection elements come as '<element>__<uuid>.<ext>'
+    for name in sorted(os.listdir(out_dir)):
+        match = re.match(r"^(.+)__[0-9a-f-]{36}(\.\w+)$", name)
+        if match:
+            target = os.path.join(out_dir, match.group(1) + match.group(2))
+            os.replace(os.path.join(out_dir, name), target)
+            named[f"collection element {match.group(1)}"] = target
     return named
 
 
@@ -356,6 +371,8 @@ def cmd_main(args):
                                                                f"{workflow}.gxwf.yml"), job,
                       "--engine", "external_galaxy", "--galaxy_url", server.url,
                       "--galaxy_user_key", server.key, "--download_outputs",
+                      # Galaxy's job cache query needs SQLite >= 3.44 (concat_ws)
+                      "--no_use_cache",
                       "--output_directory", out_dir, "--output_json", run_json])
         if status != 0:
             server.keep_log(os.path.join(out_dir, "galaxy.log"))
@@ -409,6 +426,10 @@ def main(argv=None):
     main_job.add_argument("--image", help="another FITS image instead of the bundled one")
     main_job.add_argument("--workflow", default="hot_cold_catalog",
                           choices=sorted(MAIN_WORKFLOWS), help="which workflow to run")
+    main_job.add_argument("--ra", default="150.1", help="DESI workflows: RA (default 150.1)")
+    main_job.add_argument("--dec", default="2.2", help="DESI workflows: Dec (default 2.2)")
+    main_job.add_argument("--size", type=int, default=256, help="DESI workflows: pixels")
+    main_job.add_argument("--band", default="r", help="DESI workflows: band (default r)")
     main_job.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                           help="a workflow parameter, e.g. 'cold threshold=1.5' (repeatable)")
     main_job.add_argument("--keep-running", action="store_true",
