@@ -18,7 +18,8 @@ CHROMIUM_FLAGS = [
 PAGES = {
     "tool_form": ("/?tool_id=sep_extract",
                   ["Extract sources", "Sky image", "Detection threshold", "Error model",
-                   "Deblending minimum contrast", "Outputs besides the catalog"]),
+                   "Deblending minimum contrast", "Outputs besides the catalog",
+                   "/static/images/sep_extract_example.jpg"]),
     "workflows": ("/workflows/list_published",
                   ["Hot/cold source catalog with masks and local sky",
                    "Sources in a DESI Legacy Surveys cutout",
@@ -66,6 +67,25 @@ def check(galaxy_url, output_dir):
         print(f"[browser] {path}: {len(expected) - len(lost)}/{len(expected)} expected texts; "
               f"screenshot {screenshot}", flush=True)
         missing += [f"{name}: {text}" for text in lost]
+    missing += help_pictures(galaxy_url)
     if missing:
         return False, "not on the page: " + "; ".join(missing)
-    return True, f"{len(PAGES)} pages"
+    return True, f"{len(PAGES)} pages, {len(HELP_PICTURES)} help pictures"
+
+
+HELP_PICTURES = ("sep_extract_example.jpg", "catalog_join_example.jpg",
+                 "mask_build_example.jpg", "ellipse_overlay_example.jpg")
+
+
+def help_pictures(galaxy_url):
+    """The example pictures of the tools' help are served (as JPEG)."""
+    import urllib.request
+    problems = []
+    for name in HELP_PICTURES:
+        try:
+            with urllib.request.urlopen(f"{galaxy_url}/static/images/{name}", timeout=30) as r:
+                if not r.read(3).startswith(b"\xff\xd8"):
+                    problems.append(f"help picture {name} is not a JPEG")
+        except OSError as err:
+            problems.append(f"help picture {name}: {err}")
+    return problems

@@ -57,6 +57,26 @@ def write_job_conf(path, job_env):
         handle.write("\n".join(lines) + "\n")
 
 
+def static_folder(workdir):
+    """Galaxy's own static files with the suite's pictures added to images/ (the example
+    pictures of the tools' help, /static/images/<name>), as links in one folder."""
+    import importlib.util
+    base = importlib.util.find_spec("galaxy.webapps.base").submodule_search_locations[0]
+    galaxy_static = os.path.join(base, "static")
+    folder = os.path.join(workdir, "static")
+    images = os.path.join(folder, "images")
+    os.makedirs(images, exist_ok=True)
+    links = [(os.path.join(galaxy_static, name), os.path.join(folder, name))
+             for name in os.listdir(galaxy_static) if name != "images"]
+    for source in (os.path.join(galaxy_static, "images"), os.path.join(REPO, "static", "images")):
+        links += [(os.path.join(source, name), os.path.join(images, name))
+                  for name in os.listdir(source)]
+    for source, link in links:
+        if not os.path.lexists(link):
+            os.symlink(source, link)
+    return folder
+
+
 def write_config(workdir, port, job_env=None):
     """galaxy.yml, job_conf.yml and tool_conf.xml for a server whose state lives in
     workdir."""
@@ -80,6 +100,7 @@ def write_config(workdir, port, job_env=None):
         "tool_data_path": os.path.join(workdir, "tool-data"),
         "tool_test_data_directories": os.path.join(REPO, "test-data"),
         "job_config_file": os.path.join(workdir, "job_conf.yml"),
+        "static_dir": static_folder(workdir),
         "admin_users": USER_EMAIL,
         "bootstrap_admin_api_key": BOOTSTRAP_KEY,
         "conda_auto_init": False,
