@@ -130,7 +130,7 @@ def planemo_test(server, targets, name):
     return status == 0 and failed == 0 and passed > 0, passed, failed
 
 
-def count_results(json_path):
+def count_results(json_path, quiet=False):
     """(passed, failed) from planemo's structured test output."""
     try:
         with open(json_path) as handle:
@@ -144,7 +144,8 @@ def count_results(json_path):
             passed += 1
         else:
             failed += 1
-            print(f"    failed: {test.get('id')}", flush=True)
+            if not quiet:
+                print(f"    failed: {test.get('id')}", flush=True)
     return passed, failed
 
 
@@ -219,6 +220,9 @@ def galaxy_workdir(prefix):
 
 def cmd_test(args):
     os.makedirs(OUTPUT_DIR, exist_ok=True)
+    for stale in glob.glob(os.path.join(OUTPUT_DIR, "*")):  # reports of an earlier run
+        if os.path.isfile(stale):
+            os.remove(stale)
     stages = Stages()
     if not args.skip_lint:
         stages.timed("flake8", lint_python)
@@ -253,7 +257,29 @@ def cmd_test(args):
             if not stages.ok:
                 server.keep_log(os.path.join(OUTPUT_DIR, "galaxy.log"))
     stages.report()
+    passed, failed, skipped = test_counts()
+    # one closing line for CI: every pytest and planemo test of this run
+    print(f"suite: {passed} passed, {failed} failed, {skipped} skipped", flush=True)
     return 0 if stages.ok else 1
+
+
+def test_counts():
+    """(passed, failed, skipped) over pytest's JUnit XML and planemo's JSON reports."""
+    import xml.etree.ElementTree as ElementTree
+    passed = failed = skipped = 0
+    try:
+        suite = ElementTree.parse(os.path.join(OUTPUT_DIR, "pytest.xml")).getroot()
+        suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+        total, bad = int(suite.get("tests", 0)), int(suite.get("failures", 0)) + int(
+            suite.get("errors", 0))
+        skipped = int(suite.get("skipped", 0))
+        passed, failed = total - bad - skipped, bad
+    except (OSError, ElementTree.ParseError, AttributeError):
+        pass
+    for path in glob.glob(os.path.join(OUTPUT_DIR, "*.json")):
+        ok, bad = count_results(path, quiet=True)
+        passed, failed = passed + ok, failed + bad
+    return passed, failed, skipped
 
 
 def wait_until_interrupted(server):
