@@ -126,7 +126,7 @@ def load_kernel(spec):
     kernel = np.array(rows)
     if not np.all(np.isfinite(kernel)):
         raise ToolError("the filter kernel holds NaN or infinite values")
-    if kernel.sum() == 0 and not kernel.any():
+    if not kernel.any():
         raise ToolError("the filter kernel is all zeros")
     return kernel
 
