@@ -328,3 +328,7 @@ def test_kernel_with_nan_and_empty_kernel(tmp_path):
         sep_extract.load_kernel(str(nan_kernel))
     with pytest.raises(sep_extract.ToolError, match="holds no numbers"):
         sep_extract.load_kernel(str(empty))
+    zeros = tmp_path / "zeros.txt"
+    zeros.write_text("0 0\n0 0\n")
+    with pytest.raises(sep_extract.ToolError, match="all zeros"):
+        sep_extract.load_kernel(str(zeros))
