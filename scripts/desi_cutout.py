@@ -59,9 +59,10 @@ def parse_args(argv=None):
                       help="arcsec per pixel (default 0.262, the survey's own)")
     size.add_argument("--layer", default="ls-dr10", choices=sorted(LAYER_BANDS))
     size.add_argument("--bands", default=None, help="e.g. grz (default: all of the layer's)")
-    size.add_argument("--stamp-scale", type=float, default=0.0,
+    size.add_argument("--stamp-scale", type=float, default=4.0,
                       help="table mode: stamp side = this x KRON_RADIUS x A_IMAGE (catalog "
-                           "pixels of --table-pixscale), when the catalog has them; 0 = --size")
+                           "pixels of --table-pixscale) when the catalog has them (default 4: "
+                           "twice the Kron ellipse); 0 = --size for every stamp")
     size.add_argument("--table-pixscale", type=float, default=NATIVE_PIXSCALE,
                       help="arcsec per pixel of the catalog's sizes (default 0.262)")
     out = parser.add_argument_group("output")

@@ -93,12 +93,15 @@ def test_table_mode_one_stamp_per_row(run_script, tmp_path, env):
                                             at(20, 20, NUMBER=9, ALPHA_J2000=150.01,
                                                DELTA_J2000=2.01, KRON_RADIUS=3.0,
                                                A_IMAGE=1.0)]))
-    result = fetch(run_script, tmp_path, "--table", table, "--jpeg", "--stamp-scale", "4")
+    result = fetch(run_script, tmp_path, "--table", table, "--jpeg")  # stamp scale 4
     assert result.status == 0, result.err
     assert sorted(os.listdir(result.dir)) == ["stamp_00004_color.jpg", "stamp_00009_color.jpg"]
     from PIL import Image
     assert Image.open(result.dir / "stamp_00004_color.jpg").size == (48, 48)  # 4 x 3 x 4
     assert Image.open(result.dir / "stamp_00009_color.jpg").size == (32, 32)  # at least 32
+    fixed = fetch(run_script, tmp_path, "--table", table, "--jpeg", "--stamp-scale", "0",
+                  "--size", "40")
+    assert Image.open(fixed.dir / "stamp_00004_color.jpg").size == (40, 40)
 
 
 @pytest.mark.parametrize("argv, status, message", [
