@@ -257,6 +257,7 @@ def cmd_test(args):
             if not stages.ok:
                 server.keep_log(os.path.join(OUTPUT_DIR, "galaxy.log"))
     stages.report()
+    print(f"\ntest finished in {elapsed()} s with status {0 if stages.ok else 1}", flush=True)
     passed, failed, skipped = test_counts()
     # one closing line for CI: every pytest and planemo test of this run
     print(f"suite: {passed} passed, {failed} failed, {skipped} skipped", flush=True)
@@ -463,12 +464,19 @@ def main(argv=None):
     sub.add_parser("validate", help="compare with SExtractor and CluSex; write "
                                     "validation/report.md")
     args = parser.parse_args(argv)
-    started = datetime.datetime.now()
+    STARTED[0] = datetime.datetime.now()
     status = {"test": cmd_test, "serve": cmd_serve, "main": cmd_main,
               "validate": cmd_validate}[args.command](args)
-    print(f"\n{args.command} finished in {(datetime.datetime.now() - started).seconds} s "
-          f"with status {status}", flush=True)
+    if args.command != "test":  # the test command ends with its count line instead
+        print(f"\n{args.command} finished in {elapsed()} s with status {status}", flush=True)
     return status
+
+
+STARTED = [datetime.datetime.now()]
+
+
+def elapsed():
+    return (datetime.datetime.now() - STARTED[0]).seconds
 
 
 if __name__ == "__main__":
