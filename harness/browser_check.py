@@ -34,8 +34,10 @@ def chromium():
         return found
     print("[browser] installing Debian's chromium with apt-get", flush=True)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env,
+    # root here; elsewhere (e.g. a GitHub runner) through sudo
+    sudo = ["sudo", "-E"] if os.geteuid() != 0 and shutil.which("sudo") else []
+    subprocess.run(sudo + ["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env,
                    stdout=subprocess.DEVNULL)
     return shutil.which("chromium")
 
