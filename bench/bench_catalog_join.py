@@ -13,13 +13,13 @@ import argparse
 import os
 import sys
 import time
-from types import SimpleNamespace
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 import catalog_join  # noqa: E402
-from astro_common import Catalog, inside_ellipses  # noqa: E402
+from astro_catalogs import Catalog  # noqa: E402
+from astro_ellipses import inside_ellipses, kron_ellipses  # noqa: E402
 
 
 def synthetic_catalog(count, size, seed, kron_range, a_range):
@@ -62,17 +62,16 @@ def all_pairs_correct_sizes(primary, secondary, frac_tol, redu_coef, scale_cor, 
     return out
 
 
-def all_pairs_join(first, second, args):
-    min_radius = args.seeing_fwhm / args.pixel_scale
-    params = (args.frac_tol, args.redu_coef, args.scale_cor, min_radius, args.size_match_radius)
+def all_pairs_join(first, second, settings, correction):
+    c = correction
+    params = (c.frac_tol, c.redu_coef, c.scale_cor, c.min_radius, c.match_radius)
     first_c = all_pairs_correct_sizes(first, second, *params)
     second_c = all_pairs_correct_sizes(second, first, *params)
-    major, minor = catalog_join.join_ellipse_axes(first_c, args.join_scale)
+    e = kron_ellipses(first_c, settings.join_scale)
     reject = np.zeros(second_c.nrows, dtype=bool)
     for k in range(second_c.nrows):
         reject[k] = inside_ellipses(second_c["XPEAK_IMAGE"][k], second_c["YPEAK_IMAGE"][k],
-                                    first_c["XPEAK_IMAGE"], first_c["YPEAK_IMAGE"], major,
-                                    minor, first_c["THETA_IMAGE"]).any()
+                                    e.x, e.y, e.major, e.minor, e.theta).any()
     return catalog_join.merge(first_c, second_c, ~reject)
 
 
@@ -84,14 +83,13 @@ def main():
     options = parser.parse_args()
     hot = synthetic_catalog(options.hot, options.size, 1, (2.5, 6.0), (1.0, 8.0))
     cold = synthetic_catalog(options.cold, options.size, 2, (2.5, 4.0), (0.5, 3.0))
-    args = SimpleNamespace(mode="hotcold", frac_tol=0.5, redu_coef=0.2, scale_cor=1.5,
-                           seeing_fwhm=1.5, pixel_scale=0.262, size_match_radius=3.0,
-                           join_scale=1.5)
+    settings = catalog_join.JoinSettings(mode="hotcold", join_scale=1.5)
+    correction = catalog_join.SizeCorrection(0.5, 0.2, 1.5, 1.5 / 0.262, 3.0)
     start = time.perf_counter()
-    ours, counts = catalog_join.join_catalogs(hot, cold, args)
+    ours, counts = catalog_join.join_catalogs(hot, cold, settings, correction)
     ours_s = time.perf_counter() - start
     start = time.perf_counter()
-    slow = all_pairs_join(hot, cold, args)
+    slow = all_pairs_join(hot, cold, settings, correction)
     slow_s = time.perf_counter() - start
     identical = list(ours) == list(slow) and all(
         np.array_equal(ours[name], slow[name], equal_nan=True) for name in ours)

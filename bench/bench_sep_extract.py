@@ -101,9 +101,11 @@ def overlay_times(image, catalog_path, out):
     import matplotlib.pyplot as plt
     from matplotlib.patches import Ellipse
 
-    from astro_common import read_catalog
-    from ellipse_overlay import catalog_layer, render_overlay
-    layer = catalog_layer(read_catalog(catalog_path), "sextractor", "objects")
+    from astro_catalogs import read_catalog
+    from astro_ellipses import shape_ellipses
+    from astro_pictures import catalog_layer, render_overlay
+    catalog = read_catalog(catalog_path)
+    layer = catalog_layer(catalog, shape_ellipses(catalog), "objects")
     render_overlay(image, [], os.path.join(out, "warm_up.png"))  # imports, fonts, memory
     start = time.perf_counter()
     render_overlay(image, [layer], os.path.join(out, "collection.png"))
@@ -115,7 +117,7 @@ def overlay_times(image, catalog_path, out):
     start = time.perf_counter()
     fig = plt.figure(figsize=(8, 8), dpi=100)
     ax = fig.add_axes([0.1, 0.08, 0.85, 0.84])
-    from ellipse_overlay import image_norm
+    from astro_pictures import image_norm
     ax.imshow(image, origin="lower", cmap="gray", norm=image_norm(image))
     for x, y, w, h, angle in zip(layer["x"], layer["y"], layer["width"], layer["height"],
                                  layer["angle"]):

@@ -12,7 +12,6 @@ import argparse
 import os
 import sys
 import time
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -21,7 +20,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
 sys.path.insert(0, HERE)
 import mask_build  # noqa: E402
 import sky_compute  # noqa: E402
-from astro_common import Catalog  # noqa: E402
+from astro_catalogs import Catalog  # noqa: E402
+from astro_ellipses import kron_ellipses  # noqa: E402
 from bench_sep_extract import synthetic_field  # noqa: E402
 
 
@@ -40,45 +40,48 @@ def one_ring(data, sky, labels, number, x0, y0, inner, ratio, phi, width, k):
     return values.sum(), (values ** 2).sum(), use.sum()
 
 
-def loop_sky(data, sky, labels, catalog, args):
+def loop_sky(data, sky, labels, catalog, settings):
     """Object by object, ring by ring, checking the rule after each ring."""
-    x0, y0, inner, ratio, phi = sky_compute.object_geometry(catalog, args.scale, args.offset)
+    x0, y0, inner, ratio, phi = sky_compute.object_geometry(catalog, settings)
+    most = sky_compute.ring_counts(data.shape, catalog, settings)
+    width = settings.ring_width
     result = np.full((catalog.nrows, 5), np.nan)
     for i in range(catalog.nrows):
         number = int(catalog["NUMBER"][i])
-        limit = sky_compute.edge_radius(data.shape, x0[i], y0[i], ratio[i], phi[i])
         sums, squares, counts = [], [], []
         k = 0
         while True:
             s, q, n = one_ring(data, sky, labels, number, x0[i], y0[i], inner[i], ratio[i],
-                               phi[i], args.ring_width, k)
+                               phi[i], width, k)
             sums.append(s)
             squares.append(q)
             counts.append(n)
             k += 1
             ring, turned = sky_compute.choose_ring(np.array(sums), np.array(squares),
                                                    np.array(counts))
-            if turned or inner[i] + k * args.ring_width >= limit:
+            if turned or k >= most[i]:
                 break
         result[i] = sky_compute.ring_result(sums, squares, counts, ring, turned, inner[i],
-                                            args.ring_width)
+                                            width)
     return result
 
 
-def edge_sky(data, sky, labels, catalog, args):
+def edge_sky(data, sky, labels, catalog, settings):
     """CluSex's structure: every ring out to the image edge, over the whole box of the
-    edge ellipse, then the same rule (identical answers: the first turn is the same)."""
-    x0, y0, inner, ratio, phi = sky_compute.object_geometry(catalog, args.scale, args.offset)
+    edge ellipse, then the same rule (the same answers where the sky turns within the
+    bound: the first turn is the same)."""
+    x0, y0, inner, ratio, phi = sky_compute.object_geometry(catalog, settings)
+    width = settings.ring_width
     result = np.full((catalog.nrows, 5), np.nan)
     for i in range(catalog.nrows):
         limit = sky_compute.edge_radius(data.shape, x0[i], y0[i], ratio[i], phi[i])
-        nrings = max(1, int(np.ceil((limit - inner[i]) / args.ring_width)))
+        nrings = max(1, int(np.ceil((limit - inner[i]) / width)))
         sums, squares, counts = sky_compute.ring_statistics(
             data, sky, labels, int(catalog["NUMBER"][i]), x0[i], y0[i], inner[i], ratio[i],
-            phi[i], args.ring_width, nrings)
+            phi[i], width, nrings)
         ring, turned = sky_compute.choose_ring(sums, squares, counts)
         result[i] = sky_compute.ring_result(sums, squares, counts, ring, turned, inner[i],
-                                            args.ring_width)
+                                            width)
     return result
 
 
@@ -100,9 +103,9 @@ def main():
         ("THETA_IMAGE", rng.uniform(-90, 90, count)),
     ])
     labels = mask_build.paint_ellipses(data.shape, catalog["NUMBER"],
-                                       *mask_build.mask_ellipses(catalog, 1.5, 0.0))
+                                       kron_ellipses(catalog, 1.5, 0.0))
     sky = labels == 0
-    args = SimpleNamespace(scale=1.5, offset=0.0, ring_width=20.0)
+    args = sky_compute.SkySettings(scale=1.5, offset=0.0, ring_width=20.0)
     start = time.perf_counter()
     ours = sky_compute.gradient_sky(data, sky, labels, catalog, args)
     ours_s = time.perf_counter() - start

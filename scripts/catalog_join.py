@@ -9,17 +9,23 @@ correction. add-unmatched: a catalog-2 object is added when no catalog-1 object 
 within the match radius. Uses KD-trees: no loop over object pairs.
 """
 
-import argparse
 import os
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from astro_common import (  # noqa: E402
-    Catalog, catalog_region_lines, inside_ellipses, log, minor_axis_ratio, read_catalog,
-    run_cli, ToolError, write_catalog, write_regions,
+from astro_catalogs import (  # noqa: E402
+    Catalog, read_catalog, stack_columns, stack_missing, write_catalog,
 )
+from astro_common import (  # noqa: E402
+    finite_float, log, new_parser, non_negative_float, Outputs, positive_float, run_cli,
+)
+from astro_ellipses import (  # noqa: E402
+    axis_ratio, inside_ellipses, kron_ellipses, kron_size,
+)
+from astro_regions import catalog_region_lines, write_regions  # noqa: E402
 
 # What the join needs of a catalog (CluSex's columns; sizes are KRON_RADIUS x A_IMAGE).
 JOIN_COLUMNS = ("XPEAK_IMAGE", "YPEAK_IMAGE", "KRON_RADIUS", "A_IMAGE", "THETA_IMAGE")
@@ -28,11 +34,32 @@ JOIN_COLUMNS = ("XPEAK_IMAGE", "YPEAK_IMAGE", "KRON_RADIUS", "A_IMAGE", "THETA_I
 SHAPE_COLUMNS = ("KRON_RADIUS", "A_IMAGE", "B_IMAGE", "ELLIPTICITY", "THETA_IMAGE",
                  "FLUX_RADIUS", "ISOAREA_IMAGE")
 MIN_SIZE = 0.1        # px; CluSex's floor on the matched object's size
-MIN_AXIS_RATIO = 0.005  # CluSex's clamp of b/a in the join
+
+
+@dataclass(frozen=True)
+class SizeCorrection:
+    """CluSex's size correction of one run against the other (see correct_sizes)."""
+
+    frac_tol: float = 0.5
+    redu_coef: float = 0.2
+    scale_cor: float = 1.5
+    min_radius: float = 1.5 / 0.262   # px: the seeing FWHM over the pixel scale
+    match_radius: float = 3.0
+
+
+@dataclass(frozen=True)
+class JoinSettings:
+    """How catalog 2's objects are added to catalog 1."""
+
+    mode: str = "hotcold"             # hotcold, add or add-unmatched
+    join_scale: float = 1.5           # catalog-1 ellipses: JoinScale x KRON_RADIUS x A
+    match_radius: float = 5.0         # add-unmatched: counterparts within this (px)
+    added_kron_factor: float = 1.0    # add-unmatched: KRON_RADIUS factor of added objects
+    added_min_size: float = 0.0       # add-unmatched: smallest K x A of added objects (px)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = new_parser(__doc__)
     parser.add_argument("--catalog1", required=True,
                         help="catalog kept whole (the 'hot' run: bright, large objects)")
     parser.add_argument("--catalog2", required=True,
@@ -40,59 +67,51 @@ def parse_args(argv=None):
     parser.add_argument("--output", required=True, help="joined catalog (tab-separated)")
     parser.add_argument("--regions", help="ds9 region file of the joined catalog's ellipses")
     parser.add_argument("--mode", default="hotcold", choices=("hotcold", "add", "add-unmatched"))
-    parser.add_argument("--join-scale", type=float, default=1.5,
+    parser.add_argument("--join-scale", type=positive_float, default=1.5,
                         help="catalog-1 ellipses are JoinScale x KRON_RADIUS x A (default 1.5)")
-    parser.add_argument("--scale", type=float, default=1.5,
+    parser.add_argument("--scale", type=positive_float, default=1.5,
                         help="region ellipses: Scale x KRON_RADIUS x A + Offset (default 1.5)")
-    parser.add_argument("--offset", type=float, default=0.0, help="region ellipse offset (px)")
-    parser.add_argument("--frac-tol", type=float, default=0.5,
+    parser.add_argument("--offset", type=finite_float, default=0.0,
+                        help="region ellipse offset (px)")
+    parser.add_argument("--frac-tol", type=positive_float, default=0.5,
                         help="size correction: relative size tolerance FracTol (default 0.5)")
-    parser.add_argument("--redu-coef", type=float, default=0.2,
+    parser.add_argument("--redu-coef", type=positive_float, default=0.2,
                         help="size correction: KRON_RADIUS factor for objects without a "
                              "counterpart, ReduCoef (default 0.2)")
-    parser.add_argument("--scale-cor", type=float, default=1.5,
+    parser.add_argument("--scale-cor", type=positive_float, default=1.5,
                         help="size correction: factor on the counterpart's size, ScaleCor "
                              "(default 1.5)")
-    parser.add_argument("--seeing-fwhm", type=float, default=1.5,
+    parser.add_argument("--seeing-fwhm", type=non_negative_float, default=1.5,
                         help="seeing FWHM in arcsec: smallest size after a reduction "
                              "(default 1.5)")
-    parser.add_argument("--pixel-scale", type=float, default=0.262,
+    parser.add_argument("--pixel-scale", type=positive_float, default=0.262,
                         help="arcsec per pixel, to turn the seeing into pixels (default 0.262)")
-    parser.add_argument("--size-match-radius", type=float, default=3.0,
+    parser.add_argument("--size-match-radius", type=positive_float, default=3.0,
                         help="size correction: counterparts are within this many px (default 3)")
-    parser.add_argument("--match-radius", type=float, default=5.0,
+    parser.add_argument("--match-radius", type=positive_float, default=5.0,
                         help="add-unmatched: counterparts are within this many px (default 5)")
-    parser.add_argument("--added-kron-factor", type=float, default=1.0,
+    parser.add_argument("--added-kron-factor", type=positive_float, default=1.0,
                         help="add-unmatched: KRON_RADIUS factor of added objects (CluSex "
                              "joincat -r; default 1 = unchanged)")
-    parser.add_argument("--added-min-size", type=float, default=0.0,
+    parser.add_argument("--added-min-size", type=non_negative_float, default=0.0,
                         help="add-unmatched: smallest KRON_RADIUS x A of added objects, px "
                              "(CluSex joincat -m; default 0)")
-    args = parser.parse_args(argv)
-    for name in ("join_scale", "frac_tol", "redu_coef", "scale_cor", "pixel_scale",
-                 "size_match_radius", "match_radius", "added_kron_factor"):
-        if getattr(args, name) <= 0:
-            raise ToolError(f"--{name.replace('_', '-')} must be positive "
-                            f"(got {getattr(args, name)})")
-    if args.seeing_fwhm < 0 or args.added_min_size < 0:
-        raise ToolError("--seeing-fwhm and --added-min-size must not be negative")
-    return args
+    return parser.parse_args(argv)
 
 
 def load_catalog(path, what):
     """Read a catalog and check it has what the join needs; float sizes, int numbers."""
     catalog = read_catalog(path, what)
     catalog.require(JOIN_COLUMNS, what)
-    if "ELLIPTICITY" not in catalog and "B_IMAGE" not in catalog:
-        raise ToolError(f"{what} lacks the column(s) ELLIPTICITY (or B_IMAGE)")
-    for name in ("KRON_RADIUS", "A_IMAGE", "THETA_IMAGE", "XPEAK_IMAGE", "YPEAK_IMAGE"):
-        values = catalog[name] = np.asarray(catalog[name], dtype=float)
-        if not np.all(np.isfinite(values)):
-            raise ToolError(f"{what}: column {name} has NaN or infinite values")
+    ratio = axis_ratio(catalog, what)
+    for name in JOIN_COLUMNS:
+        catalog[name] = catalog.floats(name, what)
     if "ELLIPTICITY" not in catalog:
-        catalog["ELLIPTICITY"] = 1.0 - minor_axis_ratio(catalog)
+        catalog["ELLIPTICITY"] = 1.0 - ratio
     if "NUMBER" not in catalog:
         catalog["NUMBER"] = np.arange(1, catalog.nrows + 1)
+    catalog["NUMBER"] = catalog.floats("NUMBER", what).astype(np.int64) \
+        if catalog["NUMBER"].dtype.kind not in "iu" else catalog["NUMBER"]
     return catalog
 
 
@@ -121,8 +140,7 @@ def nearest_within(points, others, radius):
     return nearest
 
 
-def correct_sizes(primary, secondary, frac_tol, redu_coef, scale_cor, min_radius,
-                  match_radius):
+def correct_sizes(primary, secondary, correction):
     """CluSex's size correction of `primary` against `secondary` (a new catalog).
 
     Matched (nearest peak within match_radius): when the primary size K x A exceeds the
@@ -132,40 +150,34 @@ def correct_sizes(primary, secondary, frac_tol, redu_coef, scale_cor, min_radius
     Unmatched: K is multiplied by redu_coef, floored so that K x A >= min_radius.
     Returns (corrected catalog, number replaced, number reduced).
     """
+    c = correction
     out = Catalog((name, np.array(values, copy=True)) for name, values in primary.items())
-    match = nearest_within(peaks(primary), peaks(secondary), match_radius)
+    match = nearest_within(peaks(primary), peaks(secondary), c.match_radius)
     matched = match >= 0
-    size_p = primary["KRON_RADIUS"] * primary["A_IMAGE"]
+    size_p = kron_size(primary)
     j = np.where(matched, match, 0)
-    size_s = np.maximum(secondary["KRON_RADIUS"][j] * secondary["A_IMAGE"][j], MIN_SIZE) \
-        if secondary.nrows else np.ones(primary.nrows)
-    replace = matched & ((size_p - size_s) / size_s > frac_tol)
+    size_s = np.maximum(kron_size(secondary)[j], MIN_SIZE) if secondary.nrows \
+        else np.ones(primary.nrows)
+    replace = matched & ((size_p - size_s) / size_s > c.frac_tol)
     for name in SHAPE_COLUMNS:
         if name in out and name in secondary:
             out[name][replace] = secondary[name][j[replace]]
-    enlarge = replace & (size_p / (scale_cor * size_s) - 1.0 > frac_tol)
-    out["KRON_RADIUS"][enlarge] = scale_cor * secondary["KRON_RADIUS"][j[enlarge]]
+    enlarge = replace & (size_p / (c.scale_cor * size_s) - 1.0 > c.frac_tol)
+    out["KRON_RADIUS"][enlarge] = c.scale_cor * secondary["KRON_RADIUS"][j[enlarge]]
 
     reduce = ~matched
     kron = out["KRON_RADIUS"]
-    kron[reduce] *= redu_coef
+    kron[reduce] *= c.redu_coef
     area = out["A_IMAGE"]
     with np.errstate(divide="ignore", invalid="ignore"):
-        floored = reduce & (kron * area < min_radius) & (area > 0)
-        kron[floored] = min_radius / area[floored]
+        floored = reduce & (kron * area < c.min_radius) & (area > 0)
+        kron[floored] = c.min_radius / area[floored]
     return out, int(replace.sum()), int(reduce.sum())
 
 
-def join_ellipse_axes(catalog, join_scale):
-    """Semi-axes of the join ellipses, with CluSex's clamps (R <= 0 -> 1, q >= 0.005)."""
-    major = join_scale * catalog["KRON_RADIUS"] * catalog["A_IMAGE"]
-    major = np.where(major > 0, major, 1.0)
-    ratio = np.maximum(1.0 - catalog["ELLIPTICITY"], MIN_AXIS_RATIO)
-    return major, major * ratio
-
-
 def covered_by_ellipses(points, catalog, join_scale):
-    """True for each point strictly inside any of the catalog's join ellipses.
+    """True for each point strictly inside any of the catalog's join ellipses
+    (JoinScale x KRON_RADIUS x A, the suite's one Kron ellipse).
 
     Each ellipse asks a KD-tree of the points for those within its own major axis; only
     those candidate pairs get the exact rotated-ellipse test.
@@ -174,16 +186,16 @@ def covered_by_ellipses(points, catalog, join_scale):
     covered = np.zeros(len(points), dtype=bool)
     if len(points) == 0 or catalog.nrows == 0:
         return covered
-    major, minor = join_ellipse_axes(catalog, join_scale)
-    candidates = cKDTree(points).query_ball_point(peaks(catalog), r=major)
+    ellipses = kron_ellipses(catalog, join_scale)
+    candidates = cKDTree(points).query_ball_point(peaks(catalog), r=ellipses.major)
     counts = np.fromiter((len(c) for c in candidates), dtype=np.int64, count=len(candidates))
     if counts.sum() == 0:
         return covered
     owner = np.repeat(np.arange(catalog.nrows), counts)
     point = np.concatenate([np.asarray(c, dtype=np.int64) for c in candidates if c])
-    inside = inside_ellipses(points[point, 0], points[point, 1],
-                             catalog["XPEAK_IMAGE"][owner], catalog["YPEAK_IMAGE"][owner],
-                             major[owner], minor[owner], catalog["THETA_IMAGE"][owner])
+    mine = ellipses.take(owner)
+    inside = inside_ellipses(points[point, 0], points[point, 1], mine.x, mine.y, mine.major,
+                             mine.minor, mine.theta)
     covered[point[inside]] = True
     return covered
 
@@ -200,14 +212,15 @@ def near_any(points, catalog, radius):
 def merge(first, second, add):
     """Catalog 1 whole, then the added catalog-2 rows renumbered after catalog 1.
 
-    Columns are catalog 1's (missing ones in catalog 2 become NaN), plus SOURCE (1 or 2).
+    Columns are catalog 1's (missing ones in catalog 2 become NaN), every value kept as
+    it came in, plus SOURCE (1 or 2).
     """
     added = second.take(add)
     start = max(first.nrows, int(first["NUMBER"].max()) if first.nrows else 0) + 1
     joined = Catalog()
     for name, values in first.items():
-        other = added[name] if name in added else np.full(added.nrows, np.nan)
-        joined[name] = np.concatenate([values, other])
+        joined[name] = stack_columns(values, added[name]) if name in added else \
+            stack_missing(values, added.nrows)
     joined["NUMBER"] = np.concatenate([first["NUMBER"],
                                        np.arange(start, start + added.nrows)]).astype(np.int64)
     # a catalog that is itself a join keeps its SOURCE values; the new rows get the next one
@@ -218,26 +231,23 @@ def merge(first, second, add):
     return joined
 
 
-def join_catalogs(first, second, args):
-    """The chosen join; returns (joined catalog, summary counts)."""
+def join_catalogs(first, second, settings, correction):
+    """The chosen join (JoinSettings; SizeCorrection for hotcold); returns (joined
+    catalog, summary counts)."""
     counts = {"catalog 1": first.nrows, "catalog 2": second.nrows}
-    if args.mode == "hotcold":
-        min_radius = args.seeing_fwhm / args.pixel_scale
-        first_c, rep1, red1 = correct_sizes(first, second, args.frac_tol, args.redu_coef,
-                                            args.scale_cor, min_radius, args.size_match_radius)
-        second_c, rep2, red2 = correct_sizes(second, first, args.frac_tol, args.redu_coef,
-                                             args.scale_cor, min_radius,
-                                             args.size_match_radius)
+    if settings.mode == "hotcold":
+        first_c, rep1, red1 = correct_sizes(first, second, correction)
+        second_c, rep2, red2 = correct_sizes(second, first, correction)
         counts.update({"resized from the other catalog": rep1 + rep2,
                        "reduced (no counterpart)": red1 + red2})
         first, second = first_c, second_c
-    if args.mode == "add-unmatched":
-        reject = near_any(peaks(second), first, args.match_radius)
+    if settings.mode == "add-unmatched":
+        reject = near_any(peaks(second), first, settings.match_radius)
     else:
-        reject = covered_by_ellipses(peaks(second), first, args.join_scale)
+        reject = covered_by_ellipses(peaks(second), first, settings.join_scale)
     joined = merge(first, second, ~reject)
-    if args.mode == "add-unmatched":
-        shrink_added(joined, args.added_kron_factor, args.added_min_size)
+    if settings.mode == "add-unmatched":
+        shrink_added(joined, settings.added_kron_factor, settings.added_min_size)
     counts.update({"kept from catalog 1": first.nrows,
                    "added from catalog 2": int((~reject).sum()),
                    "rejected from catalog 2": int(reject.sum()), "joined": joined.nrows})
@@ -257,10 +267,16 @@ def main(argv=None):
     args = parse_args(argv)
     first = load_catalog(args.catalog1, "catalog 1")
     second = load_catalog(args.catalog2, "catalog 2")
-    joined, counts = join_catalogs(first, second, args)
-    write_catalog(args.output, joined)
-    if args.regions:
-        write_regions(args.regions, catalog_region_lines(joined, args.scale, args.offset))
+    settings = JoinSettings(args.mode, args.join_scale, args.match_radius,
+                            args.added_kron_factor, args.added_min_size)
+    correction = SizeCorrection(args.frac_tol, args.redu_coef, args.scale_cor,
+                                args.seeing_fwhm / args.pixel_scale, args.size_match_radius)
+    joined, counts = join_catalogs(first, second, settings, correction)
+    with Outputs() as out:
+        write_catalog(out.path(args.output), joined)
+        if args.regions:
+            write_regions(out.path(args.regions),
+                          catalog_region_lines(joined, args.scale, args.offset))
     log(f"mode {args.mode}")
     for name, value in counts.items():
         log(f"{name}: {value}")

@@ -7,7 +7,7 @@ endpoints); the environment variable DESI_LEGACY_BASE_URL points the tool elsewh
 Exit status 2: bad parameters; 3: the service failed or gave an unusable answer.
 """
 
-import argparse
+import http.client
 import io
 import math
 import os
@@ -17,13 +17,17 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from astro_catalogs import read_catalog  # noqa: E402
 from astro_common import (  # noqa: E402
-    log, read_catalog, run_cli, ServiceError, ToolError,
+    between, log, new_parser, non_negative_float, positive_float, run_cli, ServiceError,
+    ToolError,
 )
+from astro_ellipses import kron_size  # noqa: E402
 
 __version__ = "0.1.0"
 DEFAULT_BASE_URL = "https://www.legacysurvey.org/viewer"
@@ -37,10 +41,35 @@ AB_ZEROPOINT = 22.5       # nanomaggies
 MAX_SIZE = 3000           # the service silently clamps larger cutouts
 MAX_STAMPS = 1000
 RETRIES = 3
+READ_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class CutoutRequest:
+    """What to ask the service for at each position."""
+
+    layer: str = "ls-dr10"
+    bands: str = "griz"
+    pixscale: float = NATIVE_PIXSCALE
+    fits: bool = True
+    jpeg: bool = False
+
+
+@dataclass(frozen=True)
+class StampTable:
+    """Table mode: one stamp per row of a catalog."""
+
+    path: str
+    ra_column: str = "ALPHA_J2000"
+    dec_column: str = "DELTA_J2000"
+    id_column: str = "NUMBER"
+    max_rows: int = 100
+    stamp_scale: float = 4.0       # stamp side = this x KRON_RADIUS x A_IMAGE
+    table_pixscale: float = NATIVE_PIXSCALE
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = new_parser(__doc__)
     where = parser.add_argument_group("position (or a table of positions)")
     where.add_argument("--ra", help="RA: decimal degrees, or sexagesimal hours 10:21:33.2")
     where.add_argument("--dec", help="Dec: decimal degrees, or sexagesimal +12:03:11")
@@ -55,15 +84,15 @@ def parse_args(argv=None):
     size.add_argument("--size", type=int, default=256, help="square size in pixels")
     size.add_argument("--width", type=int)
     size.add_argument("--height", type=int)
-    size.add_argument("--pixscale", type=float, default=NATIVE_PIXSCALE,
+    size.add_argument("--pixscale", type=between(0, 60, unit=" arcsec"), default=NATIVE_PIXSCALE,
                       help="arcsec per pixel (default 0.262, the survey's own)")
     size.add_argument("--layer", default="ls-dr10", choices=sorted(LAYER_BANDS))
     size.add_argument("--bands", default=None, help="e.g. grz (default: all of the layer's)")
-    size.add_argument("--stamp-scale", type=float, default=4.0,
+    size.add_argument("--stamp-scale", type=non_negative_float, default=4.0,
                       help="table mode: stamp side = this x KRON_RADIUS x A_IMAGE (catalog "
                            "pixels of --table-pixscale) when the catalog has them (default 4: "
                            "twice the Kron ellipse); 0 = --size for every stamp")
-    size.add_argument("--table-pixscale", type=float, default=NATIVE_PIXSCALE,
+    size.add_argument("--table-pixscale", type=positive_float, default=NATIVE_PIXSCALE,
                       help="arcsec per pixel of the catalog's sizes (default 0.262)")
     out = parser.add_argument_group("output")
     out.add_argument("--fits", action="store_true", help="FITS images, one per band")
@@ -87,8 +116,8 @@ def check_args(args):
         if value is not None and not 1 <= value <= MAX_SIZE:
             raise ToolError(f"--{name} must be between 1 and {MAX_SIZE} pixels (got {value}); "
                             f"the service would silently cut it to {MAX_SIZE}")
-    if not 0 < args.pixscale <= 60:
-        raise ToolError(f"--pixscale must be between 0 and 60 arcsec (got {args.pixscale})")
+    if args.pixscale == 0:
+        raise ToolError("--pixscale must be between 0 and 60 arcsec (got 0.0)")
     valid = LAYER_BANDS[args.layer]
     args.bands = args.bands or valid
     wrong = sorted(set(args.bands) - set(valid))
@@ -100,56 +129,90 @@ def check_args(args):
 
 
 def parse_position(ra_text, dec_text):
-    """(ra, dec) in degrees from decimal degrees or sexagesimal (RA in hours)."""
-    try:
-        ra, dec = float(ra_text), float(dec_text)
-    except ValueError:
-        from astropy import units as u
-        from astropy.coordinates import SkyCoord
-        try:
-            coord = SkyCoord(ra_text, dec_text, unit=(u.hourangle, u.deg))
-        except Exception:
-            raise ToolError(f"cannot read the position '{ra_text} {dec_text}': use decimal "
-                            "degrees or sexagesimal '10:21:33.2 +12:03:11'") from None
-        ra, dec = float(coord.ra.deg), float(coord.dec.deg)
+    """(ra, dec) in degrees; each coordinate on its own in decimal degrees or sexagesimal
+    (RA in hours: 10:21:33.2 or 10h21m33.2s; Dec in degrees: +12:03:11)."""
+    position = f"{ra_text} {dec_text}"
+    ra = _coordinate(ra_text, "RA", True, position)
+    dec = _coordinate(dec_text, "Dec", False, position)
     if not (0 <= ra < 360 and -90 <= dec <= 90):
         raise ToolError(f"position RA {ra}, Dec {dec} is out of range (0 <= RA < 360, "
                         "-90 <= Dec <= 90)")
     return ra, dec
 
 
+def _coordinate(text, name, hours, position):
+    text = str(text).strip()
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is not None:
+        if not math.isfinite(value):
+            raise ToolError(f"{name} '{text}' is not a finite number")
+        return value
+    from astropy import units as u
+    from astropy.coordinates import Angle
+    try:
+        angle = Angle(text, unit=u.hourangle if hours else u.deg)
+    except Exception:
+        example = "10:21:33.2" if hours else "+12:03:11"
+        raise ToolError(f"cannot read the position '{position}': the {name} '{text}' is "
+                        f"neither decimal degrees nor sexagesimal ('{example}')") from None
+    return float(angle.deg)
+
+
 def base_url():
     return os.environ.get("DESI_LEGACY_BASE_URL", DEFAULT_BASE_URL).rstrip("/")
 
 
-def request_url(kind, ra, dec, width, height, args):
-    query = {"ra": f"{ra:.7f}", "dec": f"{dec:.7f}", "layer": args.layer,
-             "pixscale": f"{args.pixscale:g}"}
+def request_url(kind, ra, dec, width, height, request):
+    query = {"ra": f"{ra:.7f}", "dec": f"{dec:.7f}", "layer": request.layer,
+             "pixscale": f"{request.pixscale:g}"}
     if width == height:
         query["size"] = width
     else:
         query["width"], query["height"] = width, height
     if kind == "fits":
-        query["bands"] = args.bands
+        query["bands"] = request.bands
     return f"{base_url()}/{kind}-cutout?{urllib.parse.urlencode(query)}"
 
 
+def read_answer(answer, deadline):
+    """The whole body, in chunks, within a total deadline (a server that drips a byte a
+    second never ends a read by itself)."""
+    parts = []
+    while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the answer did not finish in time")
+        part = answer.read(READ_CHUNK)
+        if not part:
+            return b"".join(parts)
+        parts.append(part)
+
+
 def fetch(url):
-    """GET with a timeout and retries (backoff) on timeouts, connection errors and 5xx.
-    Returns (content type, body); raises ServiceError with the service's reason."""
+    """GET with a timeout per read, a total deadline per request and retries (backoff) on
+    timeouts, dropped connections, broken answers and 5xx. Returns (content type, body);
+    raises ServiceError with the service's reason."""
     timeout = float(os.environ.get("DESI_LEGACY_TIMEOUT", "120"))
+    total = float(os.environ.get("DESI_LEGACY_DEADLINE", str(3 * timeout)))
     delay = float(os.environ.get("DESI_LEGACY_RETRY_DELAY", "2"))
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     problem = None
     for attempt in range(1, RETRIES + 1):
         try:
+            deadline = time.monotonic() + total
             with urllib.request.urlopen(request, timeout=timeout) as answer:
-                return answer.headers.get("Content-Type", ""), answer.read()
+                return answer.headers.get("Content-Type", ""), read_answer(answer, deadline)
         except urllib.error.HTTPError as err:
             if err.code < 500:
                 raise ServiceError(f"the Legacy Surveys service refused the request (HTTP "
                                    f"{err.code}: {err.reason}) for {url}") from None
             problem = f"HTTP {err.code} ({err.reason})"
+        except http.client.IncompleteRead as err:
+            problem = f"the answer was cut off after {len(err.partial)} bytes"
+        except http.client.HTTPException as err:
+            problem = f"a broken answer ({type(err).__name__}: {str(err)[:60]})"
         except (urllib.error.URLError, TimeoutError, OSError) as err:
             reason = getattr(err, "reason", err)
             problem = f"no answer ({reason})"
@@ -167,12 +230,16 @@ def text_answer(body):
     return snippet[0][:100] if snippet else ""
 
 
-def read_fits_answer(body, args):
+def read_fits_answer(body, request):
     """The service's FITS answer as a (nbands, ny, nx) cube and its header."""
     from astropy.io import fits
+    if not body.strip():
+        raise ServiceError("the service answered with an empty body instead of a FITS image")
     if not body.startswith(b"SIMPLE"):
+        # the hint only where the service's text speaks of the layer
+        hint = f" (unknown layer '{request.layer}'?)" if b"layer" in body[:500].lower() else ""
         raise ServiceError(f"the service answered with text, not a FITS image: "
-                           f"'{text_answer(body)}' (unknown layer '{args.layer}'?)")
+                           f"'{text_answer(body)}'{hint}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -184,17 +251,17 @@ def read_fits_answer(body, args):
     if data is None or data.ndim not in (2, 3):
         raise ServiceError("the service's FITS answer holds no image")
     cube = data[None] if data.ndim == 2 else data
-    if len(cube) != len(args.bands):
-        raise ServiceError(f"asked for bands {args.bands} but the answer has {len(cube)} "
+    if len(cube) != len(request.bands):
+        raise ServiceError(f"asked for bands {request.bands} but the answer has {len(cube)} "
                            "plane(s)")
     finite = np.isfinite(cube)
     if not finite.any() or np.all(cube[finite] == 0):
         raise ServiceError("the cutout is blank (all zero or NaN): the position is outside "
-                           f"the {args.layer} footprint")
+                           f"the {request.layer} footprint")
     return cube, header
 
 
-def band_header(header, band, plane, url, args):
+def band_header(header, band, plane, url, request):
     """A 2-D header for one band: the celestial WCS, units, zero point and the request."""
     from astropy.io import fits
     from astropy.wcs import WCS
@@ -206,30 +273,31 @@ def band_header(header, band, plane, url, args):
     for key in ("SURVEY", "VERSION", "IMAGETYP"):
         if key in header:
             out[key] = header[key]
-    zeropoint = AB_ZEROPOINT - 5.0 * math.log10(args.pixscale / NATIVE_PIXSCALE)
+    zeropoint = AB_ZEROPOINT - 5.0 * math.log10(request.pixscale / NATIVE_PIXSCALE)
     out["BAND"] = (band, "filter band of this image")
     out["BUNIT"] = ("nanomaggy", "1 nanomaggy = 3.631e-6 Jy (AB mag 22.5)")
     out["MAGZP"] = (round(zeropoint, 6), "AB zero point per pixel for this pixel scale")
-    out["LAYER"] = (args.layer, "Legacy Surveys layer")
-    out["PIXSCALE"] = (args.pixscale, "arcsec per pixel of the cutout")
+    out["LAYER"] = (request.layer, "Legacy Surveys layer")
+    out["PIXSCALE"] = (request.pixscale, "arcsec per pixel of the cutout")
     out["CUTPLANE"] = (plane, "plane of the service's cube")
     for index in range(0, len(url), 60):  # the request, in pieces that fit in cards
         out[f"SRCURL{index // 60 + 1}"] = url[index:index + 60]
     return out
 
 
-def save_fits(cube, header, url, args, output_dir, prefix=""):
+def save_fits(cube, header, url, request, output_dir, prefix=""):
     from astropy.io import fits
     names = []
-    for plane, band in enumerate(args.bands):
+    for plane, band in enumerate(request.bands):
         name = f"{prefix}{band}.fits"
-        hdu = fits.PrimaryHDU(cube[plane], band_header(header, band, plane, url, args))
+        hdu = fits.PrimaryHDU(cube[plane], band_header(header, band, plane, url, request))
         hdu.writeto(os.path.join(output_dir, name), overwrite=True)
         names.append(name)
     return names
 
 
-def save_jpeg(body, output_dir, name):
+def checked_jpeg(body):
+    """The service's JPEG answer, checked to be a real, non-blank picture."""
     from PIL import Image
     if not body.startswith(b"\xff\xd8"):
         raise ServiceError(f"the service answered with something that is not a JPEG: "
@@ -241,52 +309,79 @@ def save_jpeg(body, output_dir, name):
     if picture.std() == 0:
         raise ServiceError("the colour image is blank: the position is outside the survey "
                            "footprint")
+    return body
+
+
+def write_jpeg(body, output_dir, name):
     with open(os.path.join(output_dir, name), "wb") as handle:
         handle.write(body)
     return name
 
 
-def cutout(ra, dec, width, height, args, output_dir, prefix=""):
-    """Fetch and write one position's products; returns the file names written."""
+def save_jpeg(body, output_dir, name):
+    return write_jpeg(checked_jpeg(body), output_dir, name)
+
+
+def cutout(ra, dec, width, height, request, output_dir, prefix=""):
+    """Fetch and write one position's products; returns the file names written. Every
+    answer is fetched and checked before the first file is written."""
+    products = []
+    if request.fits:
+        url = request_url("fits", ra, dec, width, height, request)
+        log(f"fetching {url}")
+        _, body = fetch(url)
+        products.append(("fits", url, read_fits_answer(body, request)))
+    if request.jpeg:
+        url = request_url("jpeg", ra, dec, width, height, request)
+        log(f"fetching {url}")
+        _, body = fetch(url)
+        products.append(("jpeg", url, checked_jpeg(body)))
     written = []
-    if args.fits:
-        url = request_url("fits", ra, dec, width, height, args)
-        log(f"fetching {url}")
-        _, body = fetch(url)
-        cube, header = read_fits_answer(body, args)
-        written += save_fits(cube, header, url, args, output_dir, prefix)
-    if args.jpeg:
-        url = request_url("jpeg", ra, dec, width, height, args)
-        log(f"fetching {url}")
-        _, body = fetch(url)
-        written.append(save_jpeg(body, output_dir, f"{prefix}color.jpg"))
+    for kind, url, answer in products:
+        if kind == "fits":
+            written += save_fits(*answer, url, request, output_dir, prefix)
+        else:
+            written.append(write_jpeg(answer, output_dir, f"{prefix}color.jpg"))
     return written
 
 
-def table_positions(args):
-    """(id, ra, dec, side) for every row of the table."""
-    catalog = read_catalog(args.table, "the table")
-    catalog.require([args.ra_column, args.dec_column], "the table")
-    if catalog.nrows == 0:
-        raise ToolError("the table has no rows")
-    if catalog.nrows > args.max_rows:
-        raise ToolError(f"the table has {catalog.nrows} rows, more than the {args.max_rows} "
+def table_positions(table, size, pixscale):
+    """(id, ra, dec, side) for every row of the table; ids are unique whole numbers."""
+    catalog = read_catalog(table.path, "the table")
+    catalog.require([table.ra_column, table.dec_column], "the table")
+    if catalog.nrows > table.max_rows:
+        raise ToolError(f"the table has {catalog.nrows} rows, more than the {table.max_rows} "
                         "stamps allowed; select fewer rows or raise the limit "
                         f"(at most {MAX_STAMPS})")
-    ra, dec = catalog[args.ra_column], catalog[args.dec_column]
+    ra = catalog.floats(table.ra_column, "the table", finite=False)
+    dec = catalog.floats(table.dec_column, "the table", finite=False)
     bad = ~(np.isfinite(ra) & np.isfinite(dec) & (ra >= 0) & (ra < 360) & (np.abs(dec) <= 90))
     if bad.any():
         raise ToolError(f"the table's row {int(np.flatnonzero(bad)[0]) + 1} has no valid "
-                        f"position in {args.ra_column}/{args.dec_column} (an image without "
+                        f"position in {table.ra_column}/{table.dec_column} (an image without "
                         "WCS gives NaN)")
-    ids = catalog[args.id_column] if args.id_column in catalog else \
-        np.arange(1, catalog.nrows + 1)
-    sides = np.full(catalog.nrows, args.size)
-    if args.stamp_scale > 0 and "KRON_RADIUS" in catalog and "A_IMAGE" in catalog:
-        size_px = args.stamp_scale * catalog["KRON_RADIUS"] * catalog["A_IMAGE"] \
-            * args.table_pixscale / args.pixscale
+    ids = stamp_ids(catalog, table.id_column)
+    sides = np.full(catalog.nrows, size)
+    if table.stamp_scale > 0 and "KRON_RADIUS" in catalog and "A_IMAGE" in catalog:
+        size_px = table.stamp_scale * kron_size(catalog, "the table") \
+            * table.table_pixscale / pixscale
         sides = np.clip(np.ceil(size_px), 32, MAX_SIZE).astype(int)
     return [(int(i), float(r), float(d), int(s)) for i, r, d, s in zip(ids, ra, dec, sides)]
+
+
+def stamp_ids(catalog, column):
+    """The id of each stamp: the column's whole numbers when they are unique, else the row
+    number (two stamps never share a file name)."""
+    rows = np.arange(1, catalog.nrows + 1)
+    if column not in catalog:
+        return rows
+    values = catalog.floats(column, "the table", finite=False)
+    whole = np.isfinite(values) & (values == np.round(values)) & (values >= 0)
+    if whole.all() and len(np.unique(values)) == len(values):
+        return values.astype(np.int64)
+    log(f"the table's {column} values are not unique whole numbers: stamps are named by "
+        "row number")
+    return rows
 
 
 def main(argv=None):
@@ -294,15 +389,18 @@ def main(argv=None):
     os.makedirs(args.output_dir, exist_ok=True)
     width = args.width or args.size
     height = args.height or args.size
+    request = CutoutRequest(args.layer, args.bands, args.pixscale, args.fits, args.jpeg)
     if args.table is None:
         ra, dec = parse_position(args.ra, args.dec)
-        names = cutout(ra, dec, width, height, args, args.output_dir)
+        names = cutout(ra, dec, width, height, request, args.output_dir)
         log(f"RA {ra:.6f}, Dec {dec:+.6f}, {width} x {height} pixels of {args.pixscale:g}\", "
             f"layer {args.layer}: wrote {', '.join(names)}")
         return
-    positions = table_positions(args)
+    table = StampTable(args.table, args.ra_column, args.dec_column, args.id_column,
+                       args.max_rows, args.stamp_scale, args.table_pixscale)
+    positions = table_positions(table, args.size, args.pixscale)
     for number, ra, dec, side in positions:
-        cutout(ra, dec, side, side, args, args.output_dir, prefix=f"stamp_{number:05d}_")
+        cutout(ra, dec, side, side, request, args.output_dir, prefix=f"stamp_{number:05d}_")
     log(f"wrote stamps of {len(positions)} objects ({args.layer}, {args.pixscale:g}\"/px)")
 
 

@@ -7,46 +7,67 @@ Ellipses: R = Scale x KRON_RADIUS x A_IMAGE + Offset (at least 1 px), b = R x (1
 centred on the peak pixel; where ellipses overlap, the smaller one keeps its pixels.
 """
 
-import argparse
 import os
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from astro_catalogs import read_catalog  # noqa: E402
 from astro_common import (  # noqa: E402
-    add_image_arguments, box_pixels, ellipse_bounds, inside_ellipses, log, minor_axis_ratio,
-    read_catalog, read_image_argument, read_regions, run_cli, ToolError, write_fits_image,
-    write_regions,
+    existing_file, finite_float, fraction, log, new_parser, non_negative_float, Outputs,
+    positive_float, run_cli, ToolError,
 )
+from astro_ellipses import (  # noqa: E402
+    box_pixels, ellipse_bounds, inside_ellipses, kron_ellipses, saturated,
+)
+from astro_images import (  # noqa: E402
+    add_image_arguments, header_number, physical_offset, pixel_scale_of, read_image_argument,
+    write_fits_image,
+)
+from astro_regions import box_region_line, read_regions, Region, write_regions  # noqa: E402
 
 MASK_COLUMNS = ("NUMBER", "XPEAK_IMAGE", "YPEAK_IMAGE", "KRON_RADIUS", "A_IMAGE",
                 "THETA_IMAGE")
-SATURATED = 4          # SExtractor's FLAGS bit
 PEAK_MARGIN = 4        # px: CluSex's growth of a split box past the peak
 MAX_PAIRS = 20_000_000  # bounding-box pixels tested at once
+MAX_LABEL = 2 ** 31 - 2  # the mask is int32, and NUMBER + 1 marks boxes and regions
+
+
+@dataclass(frozen=True)
+class SaturationBoxes:
+    """CluSex's saturated-star boxes: found from pixels >= level, grown, merged."""
+
+    level: float = None       # None: no boxes
+    scale: float = 1.7        # side x SatScale + SatOffset
+    offset: float = 20.0
+    min_size: float = 20.0    # smallest window searched for saturated pixels
+    q: float = 0.7            # axis ratio below which a perpendicular box is added
+    method: int = 3           # placement of the perpendicular box (see --sat-method)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = new_parser(__doc__)
     parser.add_argument("--catalog", required=True, help="catalog (any format the suite reads)")
     add_image_arguments(parser)
     parser.add_argument("--output", required=True, help="mask (FITS)")
-    parser.add_argument("--scale", type=float, default=1.5,
+    parser.add_argument("--scale", type=positive_float, default=1.5,
                         help="R = Scale x KRON_RADIUS x A + Offset (default 1.5)")
-    parser.add_argument("--offset", type=float, default=0.0, help="pixels (default 0)")
-    parser.add_argument("--regions", action="append", default=[],
+    parser.add_argument("--offset", type=finite_float, default=0.0, help="pixels (default 0)")
+    parser.add_argument("--regions", action="append", default=[], type=existing_file,
                         help="ds9 region file to mask too (image coordinates; repeatable)")
     parser.add_argument("--saturation-regions", help="write the saturated-star boxes here")
-    parser.add_argument("--satur-level", type=float,
+    parser.add_argument("--satur-level", type=finite_float,
                         help="saturation level (default: the image header's SATURATE)")
-    parser.add_argument("--sat-scale", type=float, default=1.7,
+    parser.add_argument("--sat-scale", type=positive_float, default=1.7,
                         help="box side x SatScale + SatOffset (default 1.7)")
-    parser.add_argument("--sat-offset", type=float, default=20.0, help="pixels (default 20)")
-    parser.add_argument("--min-sat-size", type=float, default=20.0,
+    parser.add_argument("--sat-offset", type=finite_float, default=20.0,
+                        help="pixels (default 20)")
+    parser.add_argument("--min-sat-size", type=non_negative_float, default=20.0,
                         help="smallest side of the window searched for saturated pixels "
                              "(default 20)")
-    parser.add_argument("--sat-q", type=float, default=0.7,
+    parser.add_argument("--sat-q", type=fraction, default=0.7,
                         help="axis ratio below which a perpendicular box is added (default 0.7)")
     parser.add_argument("--sat-method", type=int, default=3, choices=(0, 1, 2, 3, 4),
                         help="placement of the perpendicular box: 0 none, 1 centred on the "
@@ -56,44 +77,44 @@ def parse_args(argv=None):
                         help="write 0/1 (1 = masked), ready for sep_extract's mask input")
     parser.add_argument("--remove", default="",
                         help="NUMBERs whose pixels are set back to 0, e.g. 3,17")
-    parser.add_argument("--remove-file", help="one-column file of NUMBERs to remove")
+    parser.add_argument("--remove-file", type=existing_file,
+                        help="one-column file of NUMBERs to remove")
     parser.add_argument("--remove-at", action="append", default=[], metavar="X,Y",
                         help="remove the object whose mask covers this 1-based pixel")
-    args = parser.parse_args(argv)
-    if args.sat_scale <= 0 or args.min_sat_size < 0 or not 0 <= args.sat_q <= 1:
-        raise ToolError("--sat-scale must be positive, --min-sat-size not negative and "
-                        "--sat-q between 0 and 1")
-    return args
+    return parser.parse_args(argv)
 
 
 # --------------------------------------------------------------------------------------
 # Ellipses
 # --------------------------------------------------------------------------------------
 
-def mask_ellipses(catalog, scale, offset):
-    """Centres (0-based), semi-axes and angles of the objects' mask ellipses."""
-    major = scale * catalog["KRON_RADIUS"] * catalog["A_IMAGE"] + offset
-    major = np.maximum(major, 1.0)  # CluSex's makemask clamp: R < 1 -> 1
-    minor = major * minor_axis_ratio(catalog)
-    x0 = np.asarray(catalog["XPEAK_IMAGE"], dtype=float) - 1.0
-    y0 = np.asarray(catalog["YPEAK_IMAGE"], dtype=float) - 1.0
-    return x0, y0, major, minor, np.asarray(catalog["THETA_IMAGE"], dtype=float)
+def object_numbers(catalog):
+    """The NUMBER column as mask labels: whole numbers from 1 to MAX_LABEL."""
+    numbers = catalog.floats("NUMBER")
+    bad = (numbers < 1) | (numbers > MAX_LABEL) | (numbers != np.round(numbers))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ToolError(f"the catalog: {catalog.row_name(row)} has NUMBER {numbers[row]:g}; "
+                        f"mask labels must be whole numbers from 1 to {MAX_LABEL} (0 is sky)")
+    return numbers.astype(np.int64)
 
 
-def paint_ellipses(shape, numbers, x0, y0, major, minor, theta):
+def paint_ellipses(shape, numbers, ellipses):
     """Label image: each pixel strictly inside ellipses gets the NUMBER of the smallest one
     (ties: the first in the catalog). Every object's bounding box is tested at once."""
     ny, nx = shape
     labels = np.zeros(shape, dtype=np.int64)
     if len(numbers) == 0:
         return labels
+    x0, y0 = ellipses.x - 1.0, ellipses.y - 1.0   # 0-based array positions
+    major, minor, theta = ellipses.major, ellipses.minor, ellipses.theta
     area = major * minor
     order = np.lexsort((np.arange(len(area)), area))     # smallest first
     rank_label = np.concatenate([np.asarray(numbers)[order], [0]])
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
     best = np.full(ny * nx, len(order), dtype=np.int64)  # len(order) = no ellipse
-    hx, hy = ellipse_bounds(major, minor, theta)
+    hx, hy = ellipses.bounds()
     xlo = np.clip(np.ceil(x0 - hx), 0, nx).astype(np.int64)
     xhi = np.clip(np.floor(x0 + hx) + 1, 0, nx).astype(np.int64)
     ylo = np.clip(np.ceil(y0 - hy), 0, ny).astype(np.int64)
@@ -137,7 +158,11 @@ class Box:
 
     def region_line(self):
         (xc, yc), (sx, sy) = self.centre, self.size
-        return f"box({xc:g},{yc:g},{sx:g},{sy:g},0) # color=red text={{{self.number}}}"
+        return box_region_line(xc, yc, sx, sy, "red", self.number)
+
+    def region(self):
+        (xc, yc), (sx, sy) = self.centre, self.size
+        return Region("box", [xc, yc, sx, sy, 0.0], 0)
 
 
 def box_from_centre(xc, yc, sx, sy, number):
@@ -145,48 +170,48 @@ def box_from_centre(xc, yc, sx, sy, number):
                int(np.floor(yc - (sy - 1) / 2.0)), int(np.ceil(yc + (sy - 1) / 2.0)), number)
 
 
-def saturated_boxes(image, catalog, level, args):
+def saturated_boxes(data, catalog, settings):
     """One grown box per saturated star (its saturated pixels, bleed trails included),
     overlapping boxes merged, plus CluSex's perpendicular box for elongated ones."""
     from scipy import ndimage
-    flagged = np.flatnonzero(np.asarray(catalog["FLAGS"]).astype(np.int64) & SATURATED) \
-        if "FLAGS" in catalog else np.array([], dtype=int)
-    if len(flagged) == 0 or level is None:
+    flagged = np.flatnonzero(saturated(catalog))
+    if len(flagged) == 0 or settings.level is None:
         if len(flagged):
             log(f"{len(flagged)} object(s) flagged saturated, but no saturation level "
                 "(give one, or SATURATE in the header): no saturated-star boxes")
         return []
-    data = image.data
     ny, nx = data.shape
-    components, _ = ndimage.label(data >= level)
+    components, _ = ndimage.label(data >= settings.level)
     extents = ndimage.find_objects(components)
-    x0, y0, major, minor, theta = mask_ellipses(catalog, 1.0, 0.0)
-    hx, hy = ellipse_bounds(major, minor, theta)
+    ellipses = kron_ellipses(catalog)
+    x0, y0 = ellipses.x - 1.0, ellipses.y - 1.0
+    hx, hy = ellipses.bounds()
+    numbers = np.asarray(catalog["NUMBER"]).astype(np.int64)
     boxes = []
     for i in flagged:
-        half_x, half_y = max(hx[i], args.min_sat_size / 2), max(hy[i], args.min_sat_size / 2)
+        half_x = max(hx[i], settings.min_size / 2)
+        half_y = max(hy[i], settings.min_size / 2)
         window = (slice(max(int(y0[i] - half_y), 0), min(int(y0[i] + half_y) + 1, ny)),
                   slice(max(int(x0[i] - half_x), 0), min(int(x0[i] + half_x) + 1, nx)))
         found = np.unique(components[window])
         found = found[found > 0]
         if len(found) == 0:
-            log(f"object {int(catalog['NUMBER'][i])} is flagged saturated but has no pixel "
-                f">= {level:g} near it: no box")
+            log(f"object {int(numbers[i])} is flagged saturated but has no pixel "
+                f">= {settings.level:g} near it: no box")
             continue
         box = None
         for label in found:
             rows, cols = extents[label - 1]
-            part = Box(cols.start + 1, cols.stop, rows.start + 1, rows.stop,
-                       int(catalog["NUMBER"][i]))
+            part = Box(cols.start + 1, cols.stop, rows.start + 1, rows.stop, int(numbers[i]))
             box = part if box is None else box.union(part)
         (xc, yc), (sx, sy) = box.centre, box.size
-        boxes.append(box_from_centre(xc, yc, sx * args.sat_scale + args.sat_offset,
-                                     sy * args.sat_scale + args.sat_offset, box.number))
+        boxes.append(box_from_centre(xc, yc, sx * settings.scale + settings.offset,
+                                     sy * settings.scale + settings.offset, box.number))
     merged = merge_boxes([b.clipped(nx, ny) for b in boxes])
     result = []
     for box in merged:
         result.append(box)
-        extra = perpendicular_box(box, data, args.sat_q, args.sat_method, nx, ny)
+        extra = perpendicular_box(box, data, settings.q, settings.method, nx, ny)
         if extra is not None:
             result.append(extra)
     return result
@@ -284,30 +309,25 @@ def _paint_polygon(mask, vertices, value, path_class):
     mask[yy[inside], xx[inside]] = value
 
 
-def numbers_to_remove(args, mask):
+def numbers_to_remove(remove, remove_file, remove_at, mask):
+    """The NUMBERs to set back to sky: a comma list, a one-column file, and the objects
+    under 1-based X,Y positions of the mask."""
     numbers = set()
-    text = args.remove.replace(";", ",").replace(" ", ",")
+    text = remove.replace(";", ",").replace(" ", ",")
     for item in filter(None, text.split(",")):
         try:
             numbers.add(int(item))
         except ValueError:
             raise ToolError(f"--remove: '{item}' is not an object NUMBER") from None
-    if args.remove_file:
-        with open(args.remove_file, encoding="utf-8", errors="replace") as handle:
-            for line_number, line in enumerate(handle, 1):
-                item = line.split("#")[0].strip().split("\t")[0].split()
-                if not item:
-                    continue
-                try:
-                    numbers.add(int(float(item[0])))
-                except ValueError:
-                    raise ToolError(f"the list of objects to remove, line {line_number}: "
-                                    f"'{item[0]}' is not an object NUMBER") from None
-    for position in args.remove_at:
+    if remove_file:
+        numbers |= _numbers_in_file(remove_file)
+    for position in remove_at:
         try:
             x, y = (float(v) for v in position.split(","))
         except ValueError:
             raise ToolError(f"--remove-at '{position}': give X,Y in pixels") from None
+        if not (np.isfinite(x) and np.isfinite(y)):
+            raise ToolError(f"--remove-at '{position}': give X,Y in pixels")
         col, row = int(round(x)) - 1, int(round(y)) - 1
         if not (0 <= row < mask.shape[0] and 0 <= col < mask.shape[1]):
             raise ToolError(f"--remove-at {position} is outside the image")
@@ -316,68 +336,86 @@ def numbers_to_remove(args, mask):
     return numbers
 
 
-def build_mask(catalog, image, args):
-    """The label mask, the saturated-star boxes and the value used for boxes/regions."""
+def _numbers_in_file(path):
+    numbers = set()
+    with open(path, encoding="utf-8-sig", errors="replace") as handle:
+        for line_number, line in enumerate(handle, 1):
+            item = line.split("#")[0].strip().split("\t")[0].split()
+            if not item:
+                continue
+            try:
+                value = float(item[0])
+            except ValueError:
+                value = np.nan
+            if not np.isfinite(value) or value != round(value):
+                raise ToolError(f"the list of objects to remove, line {line_number}: "
+                                f"'{item[0]}' is not an object NUMBER")
+            numbers.add(int(value))
+    return numbers
+
+
+def build_mask(catalog, image, scale, offset, boxes_settings, region_files):
+    """The label mask, the saturated-star boxes, the value of boxes and regions, and how
+    many ellipses were drawn."""
     catalog.require(MASK_COLUMNS)
-    if "ELLIPTICITY" not in catalog and "B_IMAGE" not in catalog:
-        raise ToolError("the catalog lacks the column(s) ELLIPTICITY (or B_IMAGE)")
-    level = args.satur_level
-    if level is None and isinstance(image.header.get("SATURATE"), (int, float)):
-        level = float(image.header["SATURATE"])
-    boxes = saturated_boxes(image, catalog, level, args)
-    saturated = _objects_in_boxes(catalog, boxes)
-    if "FLAGS" in catalog:
-        saturated |= (np.asarray(catalog["FLAGS"]).astype(np.int64) & SATURATED) > 0
-    keep = ~saturated if boxes else np.ones(catalog.nrows, dtype=bool)
-    drawn = catalog.take(keep)
-    ellipses = mask_ellipses(drawn, args.scale, args.offset)
-    mask = paint_ellipses(image.shape, drawn["NUMBER"], *ellipses)
-    region_value = int(max(catalog["NUMBER"].max() if catalog.nrows else 0, 0)) + 1
-    paint_regions(mask, [_box_region(b) for b in boxes], region_value)
-    for number, path in enumerate(args.regions, 1):
-        shapes = [r for r in read_regions(path) if r.shape != "point"]
+    numbers = object_numbers(catalog)
+    boxes = saturated_boxes(image.data, catalog, boxes_settings)
+    in_boxes = _objects_in_boxes(catalog, boxes) | saturated(catalog)
+    keep = ~in_boxes if boxes else np.ones(catalog.nrows, dtype=bool)
+    ellipses = kron_ellipses(catalog, scale, offset).take(keep)
+    mask = paint_ellipses(image.shape, numbers[keep], ellipses)
+    region_value = int(numbers.max() if catalog.nrows else 0) + 1
+    paint_regions(mask, [b.region() for b in boxes], region_value)
+    for number, path in enumerate(region_files, 1):
+        shapes = [r for r in read_regions(path, pixel_scale=pixel_scale_of(image),
+                                          physical_offset=physical_offset(image.header))
+                  if r.shape != "point"]
         paint_regions(mask, shapes, region_value)
         log(f"regions: {len(shapes)} shape(s) masked from region file {number}")
     return mask, boxes, region_value, int(keep.sum())
 
 
-def _box_region(box):
-    from astro_common import Region
-    (xc, yc), (sx, sy) = box.centre, box.size
-    return Region("box", [xc, yc, sx, sy, 0.0], 0)
-
-
 def _objects_in_boxes(catalog, boxes):
     inside = np.zeros(catalog.nrows, dtype=bool)
-    x, y = catalog["XPEAK_IMAGE"], catalog["YPEAK_IMAGE"]
+    x, y = catalog.floats("XPEAK_IMAGE"), catalog.floats("YPEAK_IMAGE")
     for box in boxes:
         inside |= (x >= box.x0) & (x <= box.x1) & (y >= box.y0) & (y <= box.y1)
     return inside
+
+
+def mask_header(image_header, scale, offset, region_value, binary):
+    header = image_header.copy()
+    for key in ("BUNIT", "MAGZP", "PHOTZP", "SATURATE", "BSCALE", "BZERO"):
+        header.remove(key, ignore_missing=True)
+    header["MASKSCL"] = (scale, "ellipse R = MASKSCL x KRON_RADIUS x A + MASKOFF")
+    header["MASKOFF"] = (offset, "ellipse offset (pixels)")
+    header["MASKSAT"] = (region_value, "value of saturated-star boxes and regions")
+    header["COMMENT"] = "1 = masked (object, saturated star or region), 0 = sky" if binary \
+        else "value = catalog NUMBER of the object; MASKSAT = saturated/region"
+    return header
 
 
 def main(argv=None):
     args = parse_args(argv)
     image = read_image_argument(args)
     catalog = read_catalog(args.catalog, "the catalog")
-    mask, boxes, region_value, drawn = build_mask(catalog, image, args)
-    removed = numbers_to_remove(args, mask)
+    level = args.satur_level
+    if level is None:
+        level, _ = header_number(image.header, ("SATURATE",))
+    settings = SaturationBoxes(level, args.sat_scale, args.sat_offset, args.min_sat_size,
+                               args.sat_q, args.sat_method)
+    mask, boxes, region_value, drawn = build_mask(catalog, image, args.scale, args.offset,
+                                                  settings, args.regions)
+    removed = numbers_to_remove(args.remove, args.remove_file, args.remove_at, mask)
     if removed:
         mask[np.isin(mask, list(removed))] = 0
         log(f"removed object(s): {', '.join(str(n) for n in sorted(removed))}")
-    if args.saturation_regions:
-        write_regions(args.saturation_regions, [b.region_line() for b in boxes])
-    header = image.header.copy()
-    for key in ("BUNIT", "MAGZP", "PHOTZP", "SATURATE", "BSCALE", "BZERO"):
-        header.remove(key, ignore_missing=True)
-    header["MASKSCL"] = (args.scale, "ellipse R = MASKSCL x KRON_RADIUS x A + MASKOFF")
-    header["MASKOFF"] = (args.offset, "ellipse offset (pixels)")
-    header["MASKSAT"] = (region_value, "value of saturated-star boxes and regions")
-    if args.binary:
-        header["COMMENT"] = "1 = masked (object, saturated star or region), 0 = sky"
-        write_fits_image(args.output, (mask > 0).astype(np.uint8), header)
-    else:
-        header["COMMENT"] = "value = catalog NUMBER of the object; MASKSAT = saturated/region"
-        write_fits_image(args.output, mask.astype(np.int32), header)
+    header = mask_header(image.header, args.scale, args.offset, region_value, args.binary)
+    values = (mask > 0).astype(np.uint8) if args.binary else mask.astype(np.int32)
+    with Outputs() as out:
+        if args.saturation_regions:
+            write_regions(out.path(args.saturation_regions), [b.region_line() for b in boxes])
+        write_fits_image(out.path(args.output), values, header)
     log(f"mask: {mask.shape[1]} x {mask.shape[0]} pixels, {drawn} ellipses, "
         f"{len(boxes)} saturated-star box(es), {int((mask > 0).sum())} pixels masked")
 

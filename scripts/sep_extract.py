@@ -6,16 +6,22 @@ degrees counter-clockwise from +x, SExtractor FLAGS bits), and optionally the ba
 background RMS and segmentation images and a PNG with each object's ellipse.
 """
 
-import argparse
 import os
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from astro_catalogs import Catalog, write_catalog  # noqa: E402
 from astro_common import (  # noqa: E402
-    add_image_arguments, Catalog, log, mask_from_image, read_image_argument, run_cli,
-    ToolError, write_catalog, write_fits_image,
+    between, existing_file, finite_float, log, new_parser, non_negative_float, Outputs,
+    positive_float, positive_int, run_cli, ToolError,
+)
+from astro_ellipses import kron_ellipses, SATURATED_FLAG  # noqa: E402
+from astro_images import (  # noqa: E402
+    add_image_arguments, header_number, mask_from_image, read_image_argument,
+    write_fits_image,
 )
 
 CATALOG_COLUMNS = (
@@ -28,16 +34,48 @@ DEFAULT_KERNEL = np.array([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]])
 ZEROPOINT_KEYS = ("MAGZP", "PHOTZP", "MAGZPT")
 # SExtractor's FLAGS bits.
 FLAG_BLENDED = 2
-FLAG_SATURATED = 4
+FLAG_SATURATED = SATURATED_FLAG
 FLAG_TRUNCATED = 8
 FLAG_APERTURE_INCOMPLETE = 16
 FLAG_DEBLEND_OVERFLOW = 64
 KRON_MEASURE_RADIUS = 6.0  # SExtractor measures the first moment within 6 isophotal radii
 MAG_UNDEFINED = 99.0       # SExtractor's magnitude for a non-positive flux
+# How the catalog's computed columns are written (SExtractor's own precision).
+COLUMN_FORMATS = {
+    "X_IMAGE": "%.4f", "Y_IMAGE": "%.4f", "ALPHA_J2000": "%.7f", "DELTA_J2000": "%.7f",
+    "A_IMAGE": "%.4f", "B_IMAGE": "%.4f", "THETA_IMAGE": "%.3f", "ELLIPTICITY": "%.4f",
+    "KRON_RADIUS": "%.3f", "FLUX_RADIUS": "%.4f", "MAG_AUTO": "%.4f", "MAG_BEST": "%.4f",
+    "FLUX_ISO": "%.7g", "FLUX_AUTO": "%.7g", "FLUXERR_AUTO": "%.7g", "BACKGROUND": "%.7g",
+}
+
+
+@dataclass(frozen=True)
+class Detection:
+    """SExtractor's detection settings, as sep.extract takes them."""
+
+    thresh: float = 1.5
+    err_model: str = "global"      # global RMS, the RMS map, or none (absolute threshold)
+    minarea: int = 5
+    filter_type: str = "matched"
+    deblend_nthresh: int = 32
+    deblend_cont: float = 0.005
+    clean: bool = True
+    clean_param: float = 1.0
+
+
+@dataclass(frozen=True)
+class Photometry:
+    """AUTO photometry and flags: PHOT_AUTOPARAMS, GAIN, SATUR_LEVEL, MAG_ZEROPOINT."""
+
+    zeropoint: float = 0.0
+    gain: float = None             # None: no Poisson term (SExtractor's GAIN 0)
+    saturation: float = None       # None: FLAGS bit 4 is never set
+    kron_factor: float = 2.5
+    kron_min_radius: float = 3.5
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = new_parser(__doc__)
     io = parser.add_argument_group("input and output")
     add_image_arguments(io)
     io.add_argument("--catalog", required=True, help="output catalog (tab-separated)")
@@ -46,38 +84,40 @@ def parse_args(argv=None):
     io.add_argument("--segmentation", help="output segmentation map (FITS, NUMBER labels)")
     io.add_argument("--overlay", help="output PNG of the image with each object's ellipse")
     io.add_argument("--overlay-stretch", default="asinh", choices=("asinh", "zscale"))
-    io.add_argument("--mask", help="mask image (FITS/TIFF, same shape as the image)")
-    io.add_argument("--mask-thresh", type=float, default=0.0,
+    io.add_argument("--mask", type=existing_file,
+                    help="mask image (FITS/TIFF, same shape as the image)")
+    io.add_argument("--mask-thresh", type=finite_float, default=0.0,
                     help="mask pixels with values above this are masked (default 0)")
     det = parser.add_argument_group("detection")
     det.add_argument("--filter", default="default",
                      help="'none', 'default' (3x3 1 2 1 / 2 4 2 / 1 2 1) or a kernel file")
     det.add_argument("--filter-type", default="matched", choices=("matched", "conv"))
-    det.add_argument("--thresh", type=float, default=1.5,
+    det.add_argument("--thresh", type=finite_float, default=1.5,
                      help="detection threshold, in units of the error (or absolute)")
     det.add_argument("--err-model", default="global", choices=("global", "map", "none"),
                      help="error: global background RMS, the RMS map, or none (absolute "
                           "threshold)")
-    det.add_argument("--minarea", type=int, default=5)
-    det.add_argument("--deblend-nthresh", type=int, default=32)
-    det.add_argument("--deblend-cont", type=float, default=0.005)
+    det.add_argument("--minarea", type=positive_int, default=5)
+    det.add_argument("--deblend-nthresh", type=positive_int, default=32)
+    det.add_argument("--deblend-cont", type=between(0, 1), default=0.005)
     det.add_argument("--no-clean", action="store_true", help="do not clean detections")
-    det.add_argument("--clean-param", type=float, default=1.0)
+    det.add_argument("--clean-param", type=positive_float, default=1.0)
     bkg = parser.add_argument_group("background")
-    bkg.add_argument("--back-size", type=int, default=64, help="background box size (px)")
-    bkg.add_argument("--back-filtersize", type=int, default=3,
+    bkg.add_argument("--back-size", type=positive_int, default=64,
+                     help="background box size (px)")
+    bkg.add_argument("--back-filtersize", type=positive_int, default=3,
                      help="background median filter size (boxes)")
     phot = parser.add_argument_group("photometry")
-    phot.add_argument("--zeropoint", type=float,
+    phot.add_argument("--zeropoint", type=finite_float,
                       help="magnitude zero point (default: header MAGZP/PHOTZP, else 0)")
-    phot.add_argument("--gain", type=float,
+    phot.add_argument("--gain", type=non_negative_float,
                       help="gain in e-/count for the Poisson error (default: none, as "
                            "SExtractor's GAIN 0)")
-    phot.add_argument("--saturation", type=float,
+    phot.add_argument("--saturation", type=finite_float,
                       help="saturation level in image units (default: header SATURATE)")
-    phot.add_argument("--kron-factor", type=float, default=2.5,
+    phot.add_argument("--kron-factor", type=positive_float, default=2.5,
                       help="k of SExtractor's PHOT_AUTOPARAMS (default 2.5)")
-    phot.add_argument("--kron-min-radius", type=float, default=3.5,
+    phot.add_argument("--kron-min-radius", type=non_negative_float, default=3.5,
                       help="r_min of SExtractor's PHOT_AUTOPARAMS (default 3.5)")
     args = parser.parse_args(argv)
     check_args(args)
@@ -85,18 +125,10 @@ def parse_args(argv=None):
 
 
 def check_args(args):
-    positive = {"--minarea": args.minarea, "--deblend-nthresh": args.deblend_nthresh,
-                "--back-size": args.back_size, "--back-filtersize": args.back_filtersize,
-                "--kron-factor": args.kron_factor}
-    for name, value in positive.items():
-        if value <= 0:
-            raise ToolError(f"{name} must be positive (got {value})")
-    if not 0 <= args.deblend_cont <= 1:
-        raise ToolError(f"--deblend-cont must be between 0 and 1 (got {args.deblend_cont})")
-    if args.thresh <= 0 and args.err_model != "none":
-        raise ToolError(f"--thresh must be positive (got {args.thresh})")
-    if args.gain is not None and args.gain < 0:
-        raise ToolError(f"--gain must not be negative (got {args.gain})")
+    if args.thresh <= 0:
+        raise ToolError(f"--thresh must be positive (got {args.thresh})" +
+                        ("; with --err-model none it is an absolute level above the "
+                         "background" if args.err_model == "none" else ""))
 
 
 def load_kernel(spec):
@@ -131,24 +163,22 @@ def load_kernel(spec):
     return kernel
 
 
-def image_keyword(header, keys):
-    """The first of the header keys present with a numeric value, as (value, key)."""
-    for key in keys:
-        value = header.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value), key
-    return None, None
-
-
-def build_mask(image, mask_path, mask_thresh):
+def detection_mask(image, mask_path, mask_thresh):
     """Pixels ignored by the background and the extraction: the user's mask and NaNs."""
     mask = image.invalid
     if image.invalid is not None:
         log(f"masked {int(image.invalid.sum())} NaN/infinite pixel(s)")
     if mask_path:
         user = mask_from_image(mask_path, image.shape, mask_thresh)
-        log(f"mask: {int(user.sum())} pixel(s) above {mask_thresh:g} are masked")
+        fraction = user.mean()
+        log(f"mask: {int(user.sum())} pixel(s) above {mask_thresh:g} are masked "
+            f"({100 * fraction:.1f} % of the image)")
+        if fraction > 0.9:
+            log("warning: more than 90 % of the image is masked; is the mask inverted (a "
+                "weight map, where 0 means bad, given as a mask)?")
         mask = user if mask is None else (mask | user)
+    if mask is not None and mask.all():
+        raise ToolError("every pixel of the image is masked: nothing is left to measure")
     return mask
 
 
@@ -173,23 +203,22 @@ def run_sep(call, what):
     raise ToolError(f"sep could not {what}: the image needs more memory than allowed")
 
 
-def estimate_background(data, mask, args):
+def estimate_background(data, mask, back_size, back_filtersize):
     import sep
-    return run_sep(lambda: sep.Background(data, mask=mask, bw=args.back_size,
-                                          bh=args.back_size, fw=args.back_filtersize,
-                                          fh=args.back_filtersize),
+    return run_sep(lambda: sep.Background(data, mask=mask, bw=back_size, bh=back_size,
+                                          fw=back_filtersize, fh=back_filtersize),
                    "estimate the background")
 
 
-def detect(data_sub, mask, err, kernel, args):
+def detect(data_sub, mask, err, kernel, detection):
     """sep.extract with the user's settings; returns (objects, segmentation map)."""
     import sep
+    d = detection
     return run_sep(lambda: sep.extract(
-        data_sub, args.thresh, err=err, mask=mask, minarea=args.minarea,
-        filter_kernel=kernel, filter_type=args.filter_type,
-        deblend_nthresh=args.deblend_nthresh, deblend_cont=args.deblend_cont,
-        clean=not args.no_clean, clean_param=args.clean_param, segmentation_map=True),
-        "extract sources")
+        data_sub, d.thresh, err=err, mask=mask, minarea=d.minarea, filter_kernel=kernel,
+        filter_type=d.filter_type, deblend_nthresh=d.deblend_nthresh,
+        deblend_cont=d.deblend_cont, clean=d.clean, clean_param=d.clean_param,
+        segmentation_map=True), "extract sources")
 
 
 def auto_photometry(data_sub, objects, mask, err, gain, kron_factor, kron_min_radius):
@@ -244,25 +273,24 @@ def sky_coordinates(wcs, x, y):
     return np.asarray(ra), np.asarray(dec)
 
 
-def build_catalog(image, data_sub, background, objects, segmap, mask, err, args, zeropoint,
-                  saturation):
+def build_catalog(image, data_sub, background, objects, segmap, mask, err, photometry):
     """Measure every object and return the catalog with SExtractor's columns."""
     import sep
     count = len(objects)
     if count == 0:
         return Catalog((name, np.zeros(0)) for name in CATALOG_COLUMNS)
+    p = photometry
     x, y, a, b = objects["x"], objects["y"], objects["a"], objects["b"]
     kron, flux_auto, flux_err, aper_flags = auto_photometry(
-        data_sub, objects, mask, err, args.gain or None, args.kron_factor,
-        args.kron_min_radius)
+        data_sub, objects, mask, err, p.gain or None, p.kron_factor, p.kron_min_radius)
     half_light, _ = sep.flux_radius(data_sub, x, y, KRON_MEASURE_RADIUS * a, 0.5,
                                     normflux=flux_auto, mask=mask, subpix=5)
     ra, dec = sky_coordinates(image.wcs, x, y)
     ny, nx = image.shape
     col = np.clip(np.rint(x).astype(int), 0, nx - 1)
     row = np.clip(np.rint(y).astype(int), 0, ny - 1)
-    mag = magnitudes(flux_auto, zeropoint)
-    saturated = saturated_objects(image.data, segmap, count, saturation)
+    mag = magnitudes(flux_auto, p.zeropoint)
+    saturated = saturated_objects(image.data, segmap, count, p.saturation)
     return Catalog([
         ("NUMBER", np.arange(1, count + 1)),
         ("X_IMAGE", x + 1.0),
@@ -288,19 +316,21 @@ def build_catalog(image, data_sub, background, objects, segmap, mask, err, args,
     ])
 
 
-def choose_zeropoint(args, header):
-    if args.zeropoint is not None:
-        return args.zeropoint, "--zeropoint"
-    value, key = image_keyword(header, ZEROPOINT_KEYS)
+def choose_zeropoint(given, header):
+    """(zero point, where it came from): the option, else MAGZP/PHOTZP/MAGZPT, else 0."""
+    if given is not None:
+        return given, "--zeropoint"
+    value, key = header_number(header, ZEROPOINT_KEYS)
     if value is not None:
         return value, f"header {key}"
     return 0.0, "default; no MAGZP/PHOTZP in the header"
 
 
-def choose_saturation(args, header):
-    if args.saturation is not None:
-        return (args.saturation if args.saturation > 0 else None), "--saturation"
-    value, key = image_keyword(header, ("SATURATE", "SATURAT"))
+def choose_saturation(given, header):
+    """(level or None, where it came from): the option (0 = none), else SATURATE."""
+    if given is not None:
+        return (given if given > 0 else None), "--saturation"
+    value, key = header_number(header, ("SATURATE", "SATURAT"))
     return value, (f"header {key}" if key else "none given: FLAGS bit 4 is never set")
 
 
@@ -312,53 +342,77 @@ def error_for(model, bkg):
     return None
 
 
-def extract_sources(args):
-    """The whole job: read, background, detect, measure, write. Returns the catalog."""
-    image = read_image_argument(args)
-    ny, nx = image.shape
-    log(f"image: {nx} x {ny} pixels, {image.data.dtype}, from {image.description}")
-    kernel = load_kernel(args.filter)
-    mask = build_mask(image, args.mask, args.mask_thresh)
-    bkg = estimate_background(image.data, mask, args)
+@dataclass
+class Extraction:
+    """What one run measured: the catalog and the maps it can write."""
+
+    catalog: Catalog
+    background: np.ndarray
+    rms: object          # a function giving the RMS map (computed only when written)
+    segmentation: np.ndarray
+    data_sub: np.ndarray
+    mask: np.ndarray
+
+
+def extract_sources(image, mask, kernel, back_size, back_filtersize, detection, photometry):
+    """Background, detection and measurement of one image; returns an Extraction."""
+    bkg = estimate_background(image.data, mask, back_size, back_filtersize)
     log(f"background: global level {bkg.globalback:.6g}, global RMS {bkg.globalrms:.6g}")
     background = bkg.back(dtype=image.data.dtype)
     data_sub = image.data - background
-    err = error_for(args.err_model, bkg)
-    objects, segmap = detect(data_sub, mask, err, kernel, args)
-    zeropoint, zp_source = choose_zeropoint(args, image.header)
-    saturation, sat_source = choose_saturation(args, image.header)
-    log(f"zero point {zeropoint:g} ({zp_source}); saturation "
-        f"{'none' if saturation is None else f'{saturation:g}'} ({sat_source})")
-    catalog = build_catalog(image, data_sub, background, objects, segmap, mask, err, args,
-                            zeropoint, saturation)
-    write_catalog(args.catalog, catalog)
-    log(f"detected {catalog.nrows} objects")
-    write_images(args, image, background, bkg, segmap)
-    if args.overlay:
-        from ellipse_overlay import render_overlay, catalog_layer
-        layer = catalog_layer(catalog, "clusex", "detections", scale=1.0)
-        render_overlay(data_sub, [layer], args.overlay, stretch=args.overlay_stretch, mask=mask,
-                       title=f"{catalog.nrows} objects, Kron ellipses")
-    return catalog
+    err = error_for(detection.err_model, bkg)
+    objects, segmap = detect(data_sub, mask, err, kernel, detection)
+    catalog = build_catalog(image, data_sub, background, objects, segmap, mask, err,
+                            photometry)
+    return Extraction(catalog, background, lambda: bkg.rms(dtype=image.data.dtype), segmap,
+                      data_sub, mask)
 
 
-def write_images(args, image, background, bkg, segmap):
+def write_outputs(out, args, image, result):
+    """Every output the options ask for, under the Outputs' temporary names."""
+    write_catalog(out.path(args.catalog), result.catalog, COLUMN_FORMATS)
     header = image.header.copy()
     if args.background:
-        write_fits_image(args.background, background, header)
+        write_fits_image(out.path(args.background), result.background, header)
     if args.rms:
-        write_fits_image(args.rms, bkg.rms(dtype=image.data.dtype), header)
+        write_fits_image(out.path(args.rms), result.rms(), header)
     if args.segmentation:
         seg_header = header.copy()
         for key in ("BUNIT", "MAGZP", "PHOTZP", "SATURATE"):
             seg_header.remove(key, ignore_missing=True)
         seg_header["COMMENT"] = "segmentation map: pixel value = catalog NUMBER, 0 = sky"
-        write_fits_image(args.segmentation, segmap.astype(np.int32), seg_header)
+        write_fits_image(out.path(args.segmentation), result.segmentation.astype(np.int32),
+                         seg_header)
+    if args.overlay:
+        from astro_pictures import catalog_layer, render_overlay  # matplotlib: only here
+        catalog = result.catalog
+        layer = catalog_layer(catalog, kron_ellipses(catalog), "detections")
+        render_overlay(result.data_sub, [layer], out.path(args.overlay), fmt="png",
+                       stretch=args.overlay_stretch, mask=result.mask,
+                       title=f"{catalog.nrows} objects, Kron ellipses")
 
 
 def main(argv=None):
     args = parse_args(argv)
-    extract_sources(args)
+    image = read_image_argument(args)
+    ny, nx = image.shape
+    log(f"image: {nx} x {ny} pixels, {image.data.dtype}, from {image.description}")
+    kernel = load_kernel(args.filter)
+    mask = detection_mask(image, args.mask, args.mask_thresh)
+    zeropoint, zp_source = choose_zeropoint(args.zeropoint, image.header)
+    saturation, sat_source = choose_saturation(args.saturation, image.header)
+    detection = Detection(args.thresh, args.err_model, args.minarea, args.filter_type,
+                          args.deblend_nthresh, args.deblend_cont, not args.no_clean,
+                          args.clean_param)
+    photometry = Photometry(zeropoint, args.gain, saturation, args.kron_factor,
+                            args.kron_min_radius)
+    result = extract_sources(image, mask, kernel, args.back_size, args.back_filtersize,
+                             detection, photometry)
+    log(f"zero point {zeropoint:g} ({zp_source}); saturation "
+        f"{'none' if saturation is None else f'{saturation:g}'} ({sat_source})")
+    with Outputs() as out:
+        write_outputs(out, args, image, result)
+    log(f"detected {result.catalog.nrows} objects")
 
 
 if __name__ == "__main__":

@@ -3,81 +3,91 @@
 
 gradient: elliptical rings outward from the object's ellipse (R = Scale x KRON_RADIUS x A
 + Offset); the sky is the mean of the first ring whose next ring is not fainter (where
-the object's light has faded into the sky).
+the object's light has faded into the sky). The rings stop at MaxScale x KRON_RADIUS x A.
 boxes: NUMBOX random boxes of BOX x BOX pixels around the object, outside its ellipse's
 box and within MaxScale x KRON_RADIUS x A; the sky is the median of the box means.
 
 Output: the input catalog with BACKGROUND replaced, plus SKY_STD, SKY_NPIX, SKY_RADIUS and
-SKY_FLAG (0 good; 1 gradient never turned / fewer boxes than asked; 2 no sky pixels).
+SKY_FLAG (0 good; 1 gradient never turned within MaxScale / fewer boxes than asked; 2 no
+sky pixels; 3 the object's peak is outside the image).
 """
 
-import argparse
 import os
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from astro_catalogs import read_catalog, write_catalog  # noqa: E402
 from astro_common import (  # noqa: E402
-    add_image_arguments, log, minor_axis_ratio, read_catalog, read_image,
-    read_image_argument, run_cli, ToolError, write_catalog,
+    finite_float, log, new_parser, non_negative_int, Outputs, positive_float, positive_int,
+    run_cli, ToolError,
 )
+from astro_ellipses import elliptical_radius, kron_ellipses, kron_size  # noqa: E402
+from astro_images import add_image_arguments, read_image, read_image_argument  # noqa: E402
 
 SKY_COLUMNS = ("XPEAK_IMAGE", "YPEAK_IMAGE", "KRON_RADIUS", "A_IMAGE", "THETA_IMAGE")
-MIN_AXIS_RATIO = 0.005   # CluSex's clamp of b/a
 FIRST_RINGS = 2          # rings measured at first; the window doubles until the sky is found
+MAX_RINGS = 256          # and never holds more rings than this
 MIN_RING_PIXELS = 5      # a ring with fewer free pixels is skipped
 MIN_FREE_FRACTION = 0.5  # a random box needs this fraction of unmasked pixels
 TRIES_PER_BOX = 10
-FLAG_OK, FLAG_PARTIAL, FLAG_NO_SKY = 0, 1, 2
+FLAG_OK, FLAG_PARTIAL, FLAG_NO_SKY, FLAG_OUTSIDE = 0, 1, 2, 3
+OUTPUT_FORMATS = {"SKY_RADIUS": "%.2f", "SKY_STD": "%.6g", "BACKGROUND": "%.7g"}
+
+
+@dataclass(frozen=True)
+class SkySettings:
+    """Where each object's sky is looked for."""
+
+    scale: float = 1.5       # inner ellipse: R = Scale x KRON_RADIUS x A + Offset
+    offset: float = 0.0
+    ring_width: float = 20.0
+    max_scale: float = 20.0  # rings and boxes stay within MaxScale x KRON_RADIUS x A
+    nbox: int = 20
+    box_size: int = 20
+    seed: int = 0
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = new_parser(__doc__)
     add_image_arguments(parser)
     parser.add_argument("--catalog", required=True, help="catalog (any format the suite reads)")
     parser.add_argument("--mask", required=True,
                         help="mask from mask_build (object NUMBERs, or 0/1); 0 = sky")
     parser.add_argument("--output", required=True, help="catalog with the local sky")
     parser.add_argument("--method", default="gradient", choices=("gradient", "boxes"))
-    parser.add_argument("--scale", type=float, default=1.5,
+    parser.add_argument("--scale", type=positive_float, default=1.5,
                         help="inner ellipse R = Scale x KRON_RADIUS x A + Offset (default 1.5)")
-    parser.add_argument("--offset", type=float, default=0.0, help="pixels (default 0)")
-    parser.add_argument("--ring-width", type=float, default=20.0, help="pixels (default 20)")
-    parser.add_argument("--nbox", type=int, default=20, help="boxes per object (default 20)")
-    parser.add_argument("--box-size", type=int, default=20, help="box side, pixels (default 20)")
-    parser.add_argument("--max-scale", type=float, default=20.0,
-                        help="boxes lie within MaxScale x KRON_RADIUS x A (default 20)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed for the boxes")
-    args = parser.parse_args(argv)
-    if args.ring_width <= 0 or args.nbox <= 0 or args.box_size <= 0 or args.scale <= 0:
-        raise ToolError("--ring-width, --nbox, --box-size and --scale must be positive")
-    return args
+    parser.add_argument("--offset", type=finite_float, default=0.0, help="pixels (default 0)")
+    parser.add_argument("--ring-width", type=positive_float, default=20.0,
+                        help="pixels (default 20)")
+    parser.add_argument("--nbox", type=positive_int, default=20,
+                        help="boxes per object (default 20)")
+    parser.add_argument("--box-size", type=positive_int, default=20,
+                        help="box side, pixels (default 20)")
+    parser.add_argument("--max-scale", type=positive_float, default=20.0,
+                        help="rings and boxes lie within MaxScale x KRON_RADIUS x A (default "
+                             f"20; at most {MAX_RINGS} rings); an object whose rings reach it "
+                             "without the sky turning gets SKY_FLAG 1")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="random seed for the boxes")
+    return parser.parse_args(argv)
 
 
-def object_geometry(catalog, scale, offset):
-    """0-based centres, inner semi-major axis R (>= 1 px), b/a (>= 0.005), angle (rad)."""
-    x0 = np.asarray(catalog["XPEAK_IMAGE"], dtype=float) - 1.0
-    y0 = np.asarray(catalog["YPEAK_IMAGE"], dtype=float) - 1.0
-    inner = np.maximum(scale * catalog["KRON_RADIUS"] * catalog["A_IMAGE"] + offset, 1.0)
-    ratio = np.clip(minor_axis_ratio(catalog), MIN_AXIS_RATIO, 1.0)
-    return x0, y0, inner, ratio, np.radians(np.asarray(catalog["THETA_IMAGE"], dtype=float))
+def object_geometry(catalog, settings):
+    """0-based centres, inner semi-major axis R, b/a, angle (deg): the Kron ellipse."""
+    inner = kron_ellipses(catalog, settings.scale, settings.offset)
+    return inner.x - 1.0, inner.y - 1.0, inner.major, inner.ratio, inner.theta
 
 
-def elliptical_radius(xs, ys, x0, y0, ratio, phi):
-    """Semi-major axis of the ellipse (axis ratio `ratio`, angle phi) through each pixel."""
-    dx, dy = xs - x0, ys - y0
-    u = dx * np.cos(phi) + dy * np.sin(phi)
-    v = -dx * np.sin(phi) + dy * np.cos(phi)
-    return np.sqrt(u ** 2 + (v / ratio) ** 2)
-
-
-def edge_radius(shape, x0, y0, ratio, phi):
+def edge_radius(shape, x0, y0, ratio, theta):
     """Elliptical radius of the farthest image corner: rings stop there."""
     ny, nx = shape
     corners_x = np.array([-0.5, nx - 0.5, -0.5, nx - 0.5])
     corners_y = np.array([-0.5, -0.5, ny - 0.5, ny - 0.5])
-    return elliptical_radius(corners_x, corners_y, x0, y0, ratio, phi).max()
+    return elliptical_radius(corners_x, corners_y, x0, y0, ratio, theta).max()
 
 
 def window_free(sky, labels, number, rows, cols):
@@ -87,7 +97,7 @@ def window_free(sky, labels, number, rows, cols):
     return free | (labels[rows, cols] == number) if number > 0 else free
 
 
-def ring_statistics(data, sky, labels, number, x0, y0, inner, ratio, phi, width, nrings):
+def ring_statistics(data, sky, labels, number, x0, y0, inner, ratio, theta, width, nrings):
     """Sum, sum of squares and count of free pixels in rings 0..nrings-1 (one window)."""
     ny, nx = data.shape
     outer = inner + nrings * width
@@ -95,7 +105,7 @@ def ring_statistics(data, sky, labels, number, x0, y0, inner, ratio, phi, width,
     x_lo, x_hi = max(int(np.floor(x0 - outer)), 0), min(int(np.ceil(x0 + outer)) + 1, nx)
     y_lo, y_hi = max(int(np.floor(y0 - outer)), 0), min(int(np.ceil(y0 + outer)) + 1, ny)
     ys, xs = np.mgrid[y_lo:y_hi, x_lo:x_hi]
-    radius = elliptical_radius(xs, ys, x0, y0, ratio, phi)
+    radius = elliptical_radius(xs, ys, x0, y0, ratio, theta)
     ring = np.floor((radius - inner) / width).astype(np.int64)
     free = window_free(sky, labels, number, slice(y_lo, y_hi), slice(x_lo, x_hi))
     use = free & (ring >= 0) & (ring < nrings)
@@ -117,25 +127,45 @@ def choose_ring(sums, squares, counts):
     return measured[-1], False
 
 
-def gradient_sky(data, sky, labels, catalog, args):
-    """Sky per object from rings: (mean, std, npix, radius, flag) arrays."""
-    x0, y0, inner, ratio, phi = object_geometry(catalog, args.scale, args.offset)
-    numbers = np.asarray(catalog["NUMBER"]).astype(np.int64)
+def ring_counts(shape, catalog, settings):
+    """How many rings each object may use: out to MaxScale x KRON_RADIUS x A (at least
+    FIRST_RINGS rings), never past the image's farthest corner nor MAX_RINGS."""
+    x0, y0, inner, ratio, theta = object_geometry(catalog, settings)
+    width = settings.ring_width
+    bound = np.maximum(settings.max_scale * kron_size(catalog), inner + FIRST_RINGS * width)
+    edge = np.array([edge_radius(shape, x0[i], y0[i], ratio[i], theta[i])
+                     for i in range(catalog.nrows)])
+    limit = np.minimum(np.minimum(edge, bound), inner + MAX_RINGS * width)
+    return np.maximum(1, np.ceil((limit - inner) / width)).astype(np.int64)
+
+
+def object_numbers(catalog):
+    if "NUMBER" not in catalog:
+        return np.arange(1, catalog.nrows + 1)
+    return catalog.floats("NUMBER").astype(np.int64)
+
+
+def gradient_sky(data, sky, labels, catalog, settings):
+    """Sky per object from rings: (mean, std, npix, radius, flag) arrays. The rings of an
+    object stop at MaxScale x KRON_RADIUS x A (or the image edge, or MAX_RINGS)."""
+    x0, y0, inner, ratio, theta = object_geometry(catalog, settings)
+    most_rings = ring_counts(data.shape, catalog, settings)
+    numbers = object_numbers(catalog)
+    width = settings.ring_width
     result = np.full((catalog.nrows, 5), np.nan)
     for i in range(catalog.nrows):
-        limit = edge_radius(data.shape, x0[i], y0[i], ratio[i], phi[i])
+        most = int(most_rings[i])
         nrings = FIRST_RINGS
         while True:
-            nrings = max(1, min(nrings, int(np.ceil((limit - inner[i]) / args.ring_width))))
+            nrings = min(nrings, most)
             sums, squares, counts = ring_statistics(
-                data, sky, labels, int(numbers[i]), x0[i], y0[i], inner[i], ratio[i], phi[i],
-                args.ring_width, nrings)
+                data, sky, labels, int(numbers[i]), x0[i], y0[i], inner[i], ratio[i],
+                theta[i], width, nrings)
             ring, turned = choose_ring(sums, squares, counts)
-            reached_edge = inner[i] + nrings * args.ring_width >= limit
-            if turned or reached_edge:
+            if turned or nrings == most:
                 break
             nrings *= 2
-        result[i] = ring_result(sums, squares, counts, ring, turned, inner[i], args.ring_width)
+        result[i] = ring_result(sums, squares, counts, ring, turned, inner[i], width)
     return result
 
 
@@ -161,21 +191,20 @@ def box_sums(table, x_lo, y_lo, size):
             - table[y_lo + size, x_lo] + table[y_lo, x_lo])
 
 
-def random_box_sky(data, sky_free, catalog, args):
+def random_box_sky(data, sky_free, catalog, settings):
     """Sky per object from random boxes: every candidate box of every object is measured
     at once with summed-area tables. (median of box means, their std, npix, mean distance
     of the boxes, flag) arrays."""
     ny, nx = data.shape
-    size = args.box_size
+    size = settings.box_size
     if size >= min(nx, ny):
         raise ToolError(f"--box-size {size} does not fit in the {nx} x {ny} image")
-    x0, y0, inner, ratio, phi = object_geometry(catalog, args.scale, args.offset)
-    outer = np.maximum(args.max_scale * catalog["KRON_RADIUS"] * catalog["A_IMAGE"],
-                       inner + size)
-    half_x = np.sqrt((inner * np.cos(phi)) ** 2 + (inner * ratio * np.sin(phi)) ** 2)
-    half_y = np.sqrt((inner * np.sin(phi)) ** 2 + (inner * ratio * np.cos(phi)) ** 2)
-    tries = args.nbox * TRIES_PER_BOX
-    rng = np.random.default_rng(args.seed)
+    ellipses = kron_ellipses(catalog, settings.scale, settings.offset)
+    x0, y0, inner = ellipses.x - 1.0, ellipses.y - 1.0, ellipses.major
+    outer = np.maximum(settings.max_scale * kron_size(catalog), inner + size)
+    half_x, half_y = ellipses.bounds()
+    tries = settings.nbox * TRIES_PER_BOX
+    rng = np.random.default_rng(settings.seed)
     # lower-left corners (0-based) anywhere in the outer square, boxes inside the image
     x_lo = np.floor(x0[:, None] - outer[:, None]
                     + rng.random((catalog.nrows, tries)) * (2 * outer[:, None] - size + 1))
@@ -193,7 +222,7 @@ def random_box_sky(data, sky_free, catalog, args):
     counts = box_sums(integral_image(sky_free), xs, ys, size)
     sums = box_sums(integral_image(np.where(sky_free, data, 0.0)), xs, ys, size)
     good = in_image & clear & (counts >= MIN_FREE_FRACTION * size * size)
-    good &= np.cumsum(good, axis=1) <= args.nbox  # the first nbox good boxes, in draw order
+    good &= np.cumsum(good, axis=1) <= settings.nbox  # the first nbox good ones, in order
     with np.errstate(divide="ignore", invalid="ignore"):
         means = np.where(good, sums / counts, np.nan)
     used = good.sum(axis=1)
@@ -205,12 +234,13 @@ def random_box_sky(data, sky_free, catalog, args):
     result[:, 2] = np.where(good, counts, 0).sum(axis=1)
     result[has, 3] = np.nanmean(np.where(good, distance, np.nan)[has], axis=1)
     result[:, 4] = np.where(used == 0, FLAG_NO_SKY,
-                            np.where(used < args.nbox, FLAG_PARTIAL, FLAG_OK))
+                            np.where(used < settings.nbox, FLAG_PARTIAL, FLAG_OK))
     return result
 
 
 def label_mask(path, shape):
-    """The mask as integer labels (0 = sky); a 0/1 mask is fine too."""
+    """The mask as integer labels (0 = sky, -1 = masked but nobody's). A 0/1 mask has no
+    object labels: its masked pixels belong to no object (never to NUMBER 1)."""
     image = read_image(path, what="mask")
     if image.shape != shape:
         raise ToolError(f"the mask is {image.shape[1]} x {image.shape[0]} pixels but the "
@@ -218,20 +248,33 @@ def label_mask(path, shape):
     labels = np.rint(image.data).astype(np.int64)
     if image.invalid is not None:
         labels[image.invalid] = -1
+    if labels.max() <= 1:
+        log("the mask is 0/1 (no object labels): every masked pixel is kept out of the sky")
+        labels[labels == 1] = -1
     return labels
 
 
-def compute_sky(image, catalog, labels, args):
+def compute_sky(image, catalog, labels, method, settings):
+    """(mean, std, npix, radius, flag) per object; objects whose peak is outside the image
+    get SKY_FLAG 3 (a full-frame catalog on a cutout)."""
     catalog.require(SKY_COLUMNS)
-    if "ELLIPTICITY" not in catalog and "B_IMAGE" not in catalog:
-        raise ToolError("the catalog lacks the column(s) ELLIPTICITY (or B_IMAGE)")
+    kron_ellipses(catalog)  # the geometry must be complete and finite before any work
     data = image.data
     sky = labels == 0
     if image.invalid is not None:
         sky &= ~image.invalid
-    if args.method == "gradient":
-        return gradient_sky(data, sky, labels, catalog, args)
-    return random_box_sky(data, sky, catalog, args)
+    ny, nx = data.shape
+    x, y = catalog.floats("XPEAK_IMAGE"), catalog.floats("YPEAK_IMAGE")
+    inside = (x >= 0.5) & (x < nx + 0.5) & (y >= 0.5) & (y < ny + 0.5)
+    result = np.full((catalog.nrows, 5), np.nan)
+    result[:, 2], result[:, 4] = 0, FLAG_OUTSIDE
+    if inside.any():
+        chosen = catalog.take(inside)
+        if method == "gradient":
+            result[inside] = gradient_sky(data, sky, labels, chosen, settings)
+        else:
+            result[inside] = random_box_sky(data, sky, chosen, settings)
+    return result
 
 
 def main(argv=None):
@@ -239,18 +282,23 @@ def main(argv=None):
     image = read_image_argument(args)
     catalog = read_catalog(args.catalog, "the catalog")
     labels = label_mask(args.mask, image.shape)
-    result = compute_sky(image, catalog, labels, args)
+    settings = SkySettings(args.scale, args.offset, args.ring_width, args.max_scale, args.nbox,
+                           args.box_size, args.seed)
+    result = compute_sky(image, catalog, labels, args.method, settings)
     catalog["BACKGROUND"] = result[:, 0]
     catalog["SKY_STD"] = result[:, 1]
     catalog["SKY_NPIX"] = result[:, 2].astype(np.int64)
     catalog["SKY_RADIUS"] = result[:, 3]
     catalog["SKY_FLAG"] = result[:, 4].astype(np.int64)
-    write_catalog(args.output, catalog)
+    with Outputs() as out:
+        write_catalog(out.path(args.output), catalog, OUTPUT_FORMATS)
     flags = catalog["SKY_FLAG"]
     log(f"{args.method}: local sky of {catalog.nrows} objects; "
         f"{int((flags == FLAG_OK).sum())} good, {int((flags == FLAG_PARTIAL).sum())} partial "
-        f"(flag 1), {int((flags == FLAG_NO_SKY).sum())} without sky pixels (flag 2)")
-    if catalog.nrows:
+        f"(flag 1), {int((flags == FLAG_NO_SKY).sum())} without sky pixels (flag 2)"
+        + (f", {int((flags == FLAG_OUTSIDE).sum())} outside the image (flag 3)"
+           if (flags == FLAG_OUTSIDE).any() else ""))
+    if np.isfinite(catalog["BACKGROUND"]).any():
         log(f"median sky {np.nanmedian(catalog['BACKGROUND']):.6g}, median spread "
             f"{np.nanmedian(catalog['SKY_STD']):.4g}")
 

@@ -104,7 +104,7 @@ def main():
                       "26.2876"])
     # The cold catalog in CluSex's header-less 15-column layout (CLASS_STAR 0.5: sep has
     # no classifier).
-    from astro_common import CLUSEX_COLUMNS, read_catalog
+    from astro_catalogs import CLUSEX_COLUMNS, read_catalog
     cold = read_catalog(path("sep_cold.tabular"))
     cold["CLASS_STAR"] = np.full(cold.nrows, 0.5)
     columns = [np.nan_to_num(cold[name], nan=0.0) for name in CLUSEX_COLUMNS]

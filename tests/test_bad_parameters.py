@@ -14,7 +14,7 @@ import ellipse_overlay
 import mask_build
 import sep_extract
 import sky_compute
-from astro_common import write_catalog
+from astro_catalogs import write_catalog
 from conftest import data_path
 from test_catalog_join import at, make_catalog  # noqa: I100,I201
 
@@ -32,18 +32,18 @@ MASK = data_path("sep_hotcold_mask.fits")
      "Error: filter kernel file '/no/kernel.txt' not found"),
     (catalog_join, ["--catalog1", CATALOG, "--catalog2", CATALOG, "--output", "{out}",
                     "--seeing-fwhm", "-1"],
-     "Error: --seeing-fwhm and --added-min-size must not be negative"),
+     "Error: --seeing-fwhm must not be negative (got -1.0)"),
     (catalog_to_regions, ["--catalog", CATALOG, "--output", "{out}", "--pixel-scale", "0"],
      "Error: --pixel-scale must be positive (got 0.0)"),
     (mask_build, ["--catalog", CATALOG, "--image", IMAGE, "--output", "{out}", "--sat-q", "2"],
-     "Error: --sat-scale must be positive, --min-sat-size not negative and --sat-q between"),
+     "Error: --sat-q must be between 0 and 1 (got 2.0)"),
     (mask_build, ["--catalog", CATALOG, "--image", IMAGE, "--output", "{out}", "--remove-at",
                   "900,900"], "Error: --remove-at 900,900 is outside the image"),
     (mask_build, ["--catalog", CATALOG, "--image", IMAGE, "--output", "{out}", "--remove-at",
                   "here"], "Error: --remove-at 'here': give X,Y in pixels"),
     (sky_compute, ["--image", IMAGE, "--catalog", CATALOG, "--mask", MASK, "--output", "{out}",
                    "--nbox", "0"],
-     "Error: --ring-width, --nbox, --box-size and --scale must be positive"),
+     "Error: --nbox must be positive (got 0)"),
     (sky_compute, ["--image", IMAGE, "--catalog", CATALOG, "--mask", MASK, "--output", "{out}",
                    "--method", "boxes", "--box-size", "300"],
      "Error: --box-size 300 does not fit in the 256 x 256 image"),
@@ -74,11 +74,22 @@ def test_remove_file_with_a_non_number(run_script, tmp_path):
     assert "the list of objects to remove, line 2: 'seven' is not an object NUMBER" in result.err
 
 
-def test_table_without_rows(run_script, tmp_path):
+def test_table_without_rows_is_a_valid_empty_result(run_script, tmp_path):
+    """An image with no detections gives a zero-row catalog: no stamps, no failure."""
     table = tmp_path / "empty.tab"
     write_catalog(str(table), make_catalog([]))
     result = run_script(desi_cutout, ["--table", table, "--output-dir", tmp_path / "o"])
-    assert result.status == 2 and "Error: the table has no rows" in result.err
+    assert result.status == 0, result.err
+    assert "wrote stamps of 0 objects" in result.out
+    assert list((tmp_path / "o").iterdir()) == []
+
+
+def test_remove_file_that_does_not_exist(run_script, tmp_path):
+    result = run_script(mask_build, ["--catalog", CATALOG, "--image", IMAGE, "--output",
+                                     tmp_path / "m.fits", "--remove-file", tmp_path / "no.txt"])
+    assert result.status == 2
+    assert result.err.strip() == f"Error: --remove-file: file '{tmp_path / 'no.txt'}' not found"
+    assert not (tmp_path / "m.fits").exists()
 
 
 def test_sep_errors_become_messages(monkeypatch):
@@ -111,10 +122,9 @@ def fits_bytes(data):
     (b"SIMPLE  =  garbage", "g", "the service's FITS answer is unreadable"),
 ])
 def test_fits_answers_are_validated(body, bands, message):
-    args = desi_cutout.parse_args(["--ra", "1", "--dec", "1", "--bands", bands,
-                                   "--output-dir", "x"])
+    request = desi_cutout.CutoutRequest(layer="ls-dr10", bands=bands)
     with pytest.raises(desi_cutout.ServiceError, match=message):
-        desi_cutout.read_fits_answer(body, args)
+        desi_cutout.read_fits_answer(body, request)
 
 
 def test_jpeg_answers_are_validated(tmp_path):

@@ -11,7 +11,7 @@ from astropy.wcs import WCS
 
 import desi_cutout
 import fake_legacy_service
-from astro_common import write_catalog
+from astro_catalogs import write_catalog
 from test_catalog_join import at, make_catalog  # noqa: I100,I201
 
 

@@ -69,9 +69,11 @@ def test_pdf_with_wcs_axes_and_selection(run_script, tmp_path):
 
 
 def test_sextractor_style_axes():
-    from astro_common import read_catalog
+    from astro_catalogs import read_catalog
+    from astro_ellipses import shape_ellipses
+    from astro_pictures import catalog_layer
     catalog = read_catalog(data_path("sep_hot.tabular"))
-    layer = ellipse_overlay.catalog_layer(catalog, "sextractor", k=6)
+    layer = catalog_layer(catalog, shape_ellipses(catalog, k=6))
     np.testing.assert_allclose(layer["width"], 12 * catalog["A_IMAGE"])
     np.testing.assert_allclose(layer["x"], catalog["X_IMAGE"] - 1)
 

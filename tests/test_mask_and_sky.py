@@ -6,7 +6,9 @@ from astropy.io import fits
 
 import mask_build
 import sky_compute
-from astro_common import read_catalog, read_regions, ToolError, write_catalog
+from astro_catalogs import read_catalog, write_catalog
+from astro_common import ToolError
+from astro_regions import read_regions
 from test_catalog_join import at, make_catalog  # noqa: I100,I201
 
 
@@ -341,8 +343,10 @@ def test_sky_bad_inputs(run_script, tmp_path):
 def test_paint_ellipses_chunks_give_the_same_mask(monkeypatch):
     rng = np.random.default_rng(5)
     n = 200
-    args = (np.arange(1, n + 1), rng.uniform(0, 99, n), rng.uniform(0, 79, n),
-            rng.uniform(1, 8, n), rng.uniform(0.5, 4, n), rng.uniform(-90, 90, n))
+    from astro_ellipses import Ellipses
+    args = (np.arange(1, n + 1), Ellipses(rng.uniform(1, 100, n), rng.uniform(1, 80, n),
+                                          rng.uniform(1, 8, n), rng.uniform(0.5, 4, n),
+                                          rng.uniform(-90, 90, n)))
     whole = mask_build.paint_ellipses((80, 100), *args)
     monkeypatch.setattr(mask_build, "MAX_PAIRS", 500)
     assert np.array_equal(mask_build.paint_ellipses((80, 100), *args), whole)

@@ -7,7 +7,7 @@ import sep
 from astropy.io import fits
 
 import sep_extract
-from astro_common import read_catalog
+from astro_catalogs import read_catalog
 from conftest import data_path
 
 # SExtractor's configuration of image.cat (test-data/README.md): deblending off, saturation

@@ -20,7 +20,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "scripts"))
-from astro_common import CLUSEX_COLUMNS, read_catalog  # noqa: E402
+from astro_catalogs import CLUSEX_COLUMNS, read_catalog  # noqa: E402
 
 SEX_PARAMS = ("NUMBER", "X_IMAGE", "Y_IMAGE", "XPEAK_IMAGE", "YPEAK_IMAGE", "ALPHA_J2000",
               "DELTA_J2000", "A_IMAGE", "B_IMAGE", "THETA_IMAGE", "ELLIPTICITY", "KRON_RADIUS",

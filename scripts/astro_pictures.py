@@ -1,0 +1,161 @@
+"""Pictures of sky images with catalogs' ellipses, ds9 shapes and masks (PNG or PDF).
+
+Each catalog is one matplotlib EllipseCollection, so tens of thousands of objects draw in
+a second. A large image is block-averaged to the picture's resolution before it is drawn:
+memory stays near the image's own size and the picture looks the same.
+"""
+
+import numpy as np
+
+LAYER_COLOURS = ("#ff3b30", "#00c7ff", "#ffd60a", "#34c759", "#ff9f0a", "#bf5af2")
+STRETCHES = ("asinh", "linear", "log", "sqrt", "zscale")
+# What each SOURCE of a joined catalog is, for the legend (catalog_join's SOURCE column).
+SOURCE_LABELS = ("hot run", "cold run", "third catalog", "fourth catalog")
+
+
+def catalog_layer(catalog, ellipses, label="", colour=LAYER_COLOURS[0],
+                  source_labels=SOURCE_LABELS):
+    """What to draw for one catalog: 0-based centres, full axes (px), angles (deg).
+    A joined catalog (with SOURCE) gets one colour and one legend line per source."""
+    numbers = catalog["NUMBER"] if "NUMBER" in catalog else np.arange(1, len(ellipses) + 1)
+    layer = {"x": ellipses.x - 1.0, "y": ellipses.y - 1.0, "width": 2.0 * ellipses.major,
+             "height": 2.0 * ellipses.minor, "angle": ellipses.theta, "colour": colour,
+             "label": label, "numbers": numbers, "legend": [(colour, label, len(ellipses))]}
+    if "SOURCE" in catalog and catalog.nrows:
+        source = np.asarray(catalog["SOURCE"]).astype(int)
+        first = LAYER_COLOURS.index(colour) if colour in LAYER_COLOURS else 0
+        palette = {s: LAYER_COLOURS[(first + i) % len(LAYER_COLOURS)]
+                   for i, s in enumerate(sorted(set(source)))}
+        layer["colour"] = [palette[s] for s in source]
+        layer["legend"] = [(palette[s], _source_label(s, source_labels),
+                            int((source == s).sum())) for s in sorted(palette)]
+        layer["label"] = label or "joined"
+    return layer
+
+
+def _source_label(source, labels):
+    return labels[source - 1] if 0 < source <= len(labels) else f"SOURCE {source}"
+
+
+def image_norm(data, stretch="asinh", percentiles=(0.5, 99.5)):
+    """A matplotlib normalisation for a sky image (astropy.visualization)."""
+    from astropy import visualization as vis
+    stretches = {"asinh": vis.AsinhStretch(0.1), "linear": vis.LinearStretch(),
+                 "log": vis.LogStretch(), "sqrt": vis.SqrtStretch(),
+                 "zscale": vis.LinearStretch()}
+    if stretch == "zscale":
+        interval = vis.ZScaleInterval()
+    else:
+        interval = vis.AsymmetricPercentileInterval(*percentiles)
+    # the limits come from at most about a million pixels: sorting a large image for its
+    # percentiles would take longer than drawing it
+    step = max(1, int(np.sqrt(data.size / 1e6)))
+    sample = data[::step, ::step]
+    finite = sample[np.isfinite(sample)]
+    return vis.ImageNormalize(finite if finite.size else sample, interval=interval,
+                              stretch=stretches[stretch], clip=True)
+
+
+def block_average(data, factor):
+    """The image averaged over factor x factor blocks (the edge blocks padded by their
+    own edge pixels), in the image's own float type."""
+    if factor <= 1:
+        return data
+    ny, nx = data.shape
+    py, px = -ny % factor, -nx % factor
+    if py or px:
+        data = np.pad(data, ((0, py), (0, px)), mode="edge")
+    blocks = data.reshape(data.shape[0] // factor, factor, data.shape[1] // factor, factor)
+    return blocks.mean(axis=(1, 3), dtype=np.float64).astype(data.dtype, copy=False)
+
+
+def render_overlay(data, layers, output, stretch="asinh", mask=None, wcs=None, title=None,
+                   labels=False, regions=(), cmap="gray", percentiles=(0.5, 99.5),
+                   width_px=800, dpi=100, crop=None, fmt=None):
+    """Draw the image and each layer's ellipses; write PNG or PDF (by the file's extension
+    or `fmt`). crop = (x0, x1, y0, y1), 1-based inclusive pixel limits."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import EllipseCollection
+
+    ny, nx = data.shape
+    shown_x = (crop[1] - crop[0] + 1) if crop else nx
+    factor = max(1, int(shown_x // width_px)) if not crop else 1
+    fig_w = width_px / dpi
+    fig_h = fig_w * (ny / nx) * 0.92 + 0.6
+    fig = plt.figure(figsize=(fig_w, fig_h), dpi=dpi)
+    ax = fig.add_axes([0.1, 0.08, 0.85, 0.84], projection=wcs) if wcs is not None \
+        else fig.add_axes([0.1, 0.08, 0.85, 0.84])
+    shown = block_average(data, factor)
+    extent = (-0.5, shown.shape[1] * factor - 0.5, -0.5, shown.shape[0] * factor - 0.5)
+    ax.imshow(shown, origin="lower", cmap=cmap, norm=image_norm(shown, stretch, percentiles),
+              interpolation="nearest", extent=extent)
+    del shown
+    if mask is not None and mask.any():
+        shade = block_average(mask.astype(np.float32), factor)
+        ax.imshow(np.ma.masked_where(shade <= 0, shade), origin="lower", cmap="autumn",
+                  alpha=0.35, interpolation="nearest", vmin=0, vmax=1, extent=extent)
+    for layer in layers:
+        ax.add_collection(EllipseCollection(
+            layer["width"], layer["height"], layer["angle"], units="xy",
+            offsets=np.column_stack([layer["x"], layer["y"]]),
+            offset_transform=ax.transData, facecolors="none", edgecolors=layer["colour"],
+            linewidths=0.8, label=layer["label"]))
+        if labels:
+            _draw_numbers(ax, layer)
+    for patch in regions:
+        ax.add_patch(patch)
+    if crop:
+        ax.set_xlim(crop[0] - 1.5, crop[1] - 0.5)
+        ax.set_ylim(crop[2] - 1.5, crop[3] - 0.5)
+    else:
+        ax.set_xlim(-0.5, nx - 0.5)
+        ax.set_ylim(-0.5, ny - 0.5)
+    ax.set_xlabel("RA" if wcs is not None else "x (pixel)")
+    ax.set_ylabel("Dec" if wcs is not None else "y (pixel)")
+    if any(layer["label"] for layer in layers):
+        from matplotlib.lines import Line2D
+        handles = [Line2D([], [], color=colour, label=f"{text} ({count})")
+                   for layer in layers if layer["label"]
+                   for colour, text, count in layer["legend"]]
+        ax.legend(handles=handles, loc="upper right", fontsize=7, framealpha=0.6)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.savefig(output, dpi=dpi, format=fmt or figure_format(output))
+    plt.close(fig)
+
+
+def _draw_numbers(ax, layer):
+    colours = layer["colour"] if isinstance(layer["colour"], list) else \
+        [layer["colour"]] * len(layer["x"])
+    for x, y, number, colour in zip(layer["x"], layer["y"], layer["numbers"], colours):
+        ax.text(x, y, str(int(number)), color=colour, fontsize=6, ha="center", va="center",
+                clip_on=True)
+
+
+def region_patches(regions, colour="#ffd60a"):
+    """matplotlib patches for ds9 shapes (1-based image coordinates -> 0-based axes)."""
+    from matplotlib import patches
+    drawn = []
+    style = {"fill": False, "edgecolor": colour, "linewidth": 0.9}
+    for region in regions:
+        p = region.params
+        if region.shape == "box":
+            drawn.append(patches.Rectangle((p[0] - 1 - p[2] / 2, p[1] - 1 - p[3] / 2), p[2], p[3],
+                                           angle=p[4], rotation_point="center", **style))
+        elif region.shape == "ellipse":
+            drawn.append(patches.Ellipse((p[0] - 1, p[1] - 1), 2 * p[2], 2 * p[3], angle=p[4],
+                                         **style))
+        elif region.shape == "circle":
+            drawn.append(patches.Circle((p[0] - 1, p[1] - 1), p[2], **style))
+        elif region.shape == "polygon":
+            xy = np.column_stack([np.asarray(p[0::2]) - 1, np.asarray(p[1::2]) - 1])
+            drawn.append(patches.Polygon(xy, closed=True, **style))
+        elif region.shape == "point":
+            drawn.append(patches.Circle((p[0] - 1, p[1] - 1), 2.0, **style))
+    return drawn
+
+
+def figure_format(output):
+    return "pdf" if str(output).lower().endswith(".pdf") else "png"
