@@ -76,7 +76,8 @@ def check(galaxy_url, output_dir):
 
 
 HELP_PICTURES = ("sep_extract_example.jpg", "catalog_join_example.jpg",
-                 "mask_build_example.jpg", "ellipse_overlay_example.jpg")
+                 "mask_build_example.jpg", "ellipse_overlay_example.jpg",
+                 "sky_compute_example.jpg")
 
 
 def help_pictures(galaxy_url):

@@ -69,10 +69,13 @@ class Catalog(dict):
         error naming the line and the column."""
         self.require([name], what)
         values = self[name]
-        if values.dtype.kind in "US":
-            bad = next(i for i, text in enumerate(values) if not _is_number(text))
-            raise ToolError(f"{what}: {self.row_name(bad)} has a non-numeric value "
-                            f"'{values[bad].strip()}' in {name}")
+        if values.dtype.kind in "US":  # numbers kept as text, or real text
+            numeric = [_is_number(text) for text in values]
+            if not all(numeric):
+                bad = numeric.index(False)
+                raise ToolError(f"{what}: {self.row_name(bad)} has a non-numeric value "
+                                f"'{values[bad].strip()}' in {name}")
+            values = np.where(values == "", "nan", values)
         values = np.asarray(values, dtype=float)
         if finite and not np.all(np.isfinite(values)):
             bad = int(np.flatnonzero(~np.isfinite(values))[0])
@@ -222,17 +225,40 @@ def _parse_rows(names, rows, what):
 
 
 def _typed_column(name, text):
-    """Integers where every value is a whole-number literal, floats where every value is a
-    number (an empty field is NaN), else the text itself."""
+    """Integers where every value is a whole-number literal; floats where every value is a
+    number written as its shortest exact text (an empty field is NaN); else the text itself,
+    so that it is written back exactly (1.50, 150.22222222222222, MJD 57466.3320138889000)."""
     if len(text) and name not in FLOAT_COLUMNS and all(_INTEGER_TEXT.match(t) for t in text):
         try:
             return text.astype(np.int64)
         except OverflowError:
             return text  # beyond 64 bits: kept as written
+    filled = np.where(text == "", "nan", text)
     try:
-        return np.where(text == "", "nan", text).astype(np.float64)
+        values = filled.astype(np.float64)
     except ValueError:
         return text
+    return values if _floats_hold_the_text(values, filled) else text
+
+
+def _floats_hold_the_text(values, text):
+    """True when every float64 is the very number its text writes (1.7900 is 1.79; a
+    17-digit 150.22222222222222 is not the float 150.22222222222223)."""
+    shortest = values.astype(str)  # numpy's shortest exact text of each float64
+    written = np.char.lower(np.char.lstrip(text, "+"))
+    decimal = (np.char.find(written, ".") >= 0) & (np.char.find(written, "e") < 0)
+    trimmed = np.char.rstrip(np.char.rstrip(written, "0"), ".")
+    written = np.where(decimal, np.where(np.char.find(trimmed, ".") >= 0, trimmed,
+                                         np.char.add(trimmed, ".0")), written)
+    differ = np.flatnonzero(shortest != written)
+    if len(differ) == 0:
+        return True
+    from decimal import Decimal, InvalidOperation
+    try:
+        return all(Decimal(str(text[i])) == Decimal(str(shortest[i])) for i in differ
+                   if np.isfinite(values[i]))
+    except InvalidOperation:
+        return False
 
 
 def _is_number(text):

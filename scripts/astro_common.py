@@ -175,7 +175,11 @@ class Outputs:
         if final is None:
             return None
         folder, name = os.path.split(os.path.abspath(final))
-        handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+        try:
+            handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".part",
+                                                 dir=folder)
+        except OSError as err:
+            raise ToolError(f"cannot write the output '{final}' ({err.strerror})") from None
         os.close(handle)
         self._pending.append((temporary, final))
         return temporary

@@ -270,6 +270,8 @@ def _select_plane(data, header, plane, band, what, description):
             known = ", ".join(b for b in bands if b) or "none named in the header"
             raise ToolError(f"band '{band}' is not in the {what} (bands: {known})")
         plane = bands.index(band)
+    if plane is None and data.shape[0] == 1:  # a cube of one plane (radio 1 x 1 x ny x nx)
+        plane = 0
     listing = ", ".join(f"{i}={b}" for i, b in enumerate(bands) if b)
     kind = f"cube with {data.shape[0]} planes" + (f" ({listing})" if listing else "")
     data = _pick_plane(data, plane, what, kind)

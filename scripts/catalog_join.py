@@ -104,8 +104,9 @@ def load_catalog(path, what):
     catalog = read_catalog(path, what)
     catalog.require(JOIN_COLUMNS, what)
     ratio = axis_ratio(catalog, what)
-    for name in JOIN_COLUMNS:
-        catalog[name] = catalog.floats(name, what)
+    for name in JOIN_COLUMNS + SHAPE_COLUMNS:  # the columns the correction rewrites
+        if name in catalog and catalog[name].dtype.kind not in "iu":
+            catalog[name] = catalog.floats(name, what)
     if "ELLIPTICITY" not in catalog:
         catalog["ELLIPTICITY"] = 1.0 - ratio
     if "NUMBER" not in catalog:

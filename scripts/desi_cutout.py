@@ -180,14 +180,20 @@ def request_url(kind, ra, dec, width, height, request):
 def read_answer(answer, deadline):
     """The whole body, in chunks, within a total deadline (a server that drips a byte a
     second never ends a read by itself)."""
-    parts = []
+    parts, size = [], 0
+    promised = answer.headers.get("Content-Length")
     while True:
         if time.monotonic() > deadline:
             raise TimeoutError("the answer did not finish in time")
-        part = answer.read(READ_CHUNK)
+        part = answer.read1(READ_CHUNK)  # what has arrived, not a full chunk
         if not part:
-            return b"".join(parts)
+            break
         parts.append(part)
+        size += len(part)
+    body = b"".join(parts)
+    if promised is not None and promised.isdigit() and size < int(promised):
+        raise http.client.IncompleteRead(body, int(promised) - size)
+    return body
 
 
 def fetch(url):
@@ -212,7 +218,8 @@ def fetch(url):
         except http.client.IncompleteRead as err:
             problem = f"the answer was cut off after {len(err.partial)} bytes"
         except http.client.HTTPException as err:
-            problem = f"a broken answer ({type(err).__name__}: {str(err)[:60]})"
+            detail = " ".join(str(err).split())[:60]
+            problem = f"a broken answer ({type(err).__name__}: {detail})"
         except (urllib.error.URLError, TimeoutError, OSError) as err:
             reason = getattr(err, "reason", err)
             problem = f"no answer ({reason})"

@@ -94,7 +94,9 @@ def object_numbers(catalog):
     bad = (numbers < 1) | (numbers > MAX_LABEL) | (numbers != np.round(numbers))
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise ToolError(f"the catalog: {catalog.row_name(row)} has NUMBER {numbers[row]:g}; "
+        shown = f"{numbers[row]:.0f}" if numbers[row] == round(numbers[row]) \
+            else f"{numbers[row]:g}"
+        raise ToolError(f"the catalog: {catalog.row_name(row)} has NUMBER {shown}; "
                         f"mask labels must be whole numbers from 1 to {MAX_LABEL} (0 is sky)")
     return numbers.astype(np.int64)
 

@@ -12,7 +12,12 @@ Failure modes, chosen by the position:
 - an unknown layer: HTTP 200 with a short HTML body;
 - no ra or dec: HTTP 400;
 - 300 <= RA < 301: the first request for a URL gets HTTP 503, the next succeeds;
-- 301 <= RA < 302: the answer is slow (FAKE_LEGACY_DELAY seconds, default 5).
+- 301 <= RA < 302: the answer is slow (FAKE_LEGACY_DELAY seconds, default 5);
+- 302 <= RA < 303: the connection drops after half the promised body (IncompleteRead);
+- 303 <= RA < 304: a garbage status line (BadStatusLine);
+- 304 <= RA < 305: the body drips one byte every FAKE_LEGACY_DRIP seconds (default 0.2)
+  and would take minutes to finish;
+- 305 <= RA < 306: HTTP 200 with an empty body.
 
 Run alone: python tests/fake_legacy_service.py [--port 0]  (prints the base URL).
 """
@@ -99,6 +104,33 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def broken_answer(self, ra):
+        """The network's failure modes (see the module notes)."""
+        if 303 <= ra < 304:
+            self.wfile.write(b"HTTP/1.1 OK-ish garbage\r\n\r\n")
+            return None
+        if 305 <= ra < 306:
+            return self.reply(200, b"", "application/fits")
+        body = fits_answer(ra, 0.0, 64, 64, 0.262, "g")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/fits")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if 302 <= ra < 303:
+            self.wfile.write(body[:len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return None
+        drip = float(os.environ.get("FAKE_LEGACY_DRIP", "0.2"))
+        try:
+            for index in range(min(len(body), 600)):  # bounded: at most 600 bytes
+                self.wfile.write(body[index:index + 1])
+                self.wfile.flush()
+                time.sleep(drip)
+        except OSError:  # the client gave up, as it should
+            pass
+        return None
+
     def do_GET(self):  # noqa: N802 (http.server's name)
         url = urllib.parse.urlparse(self.path)
         kind = url.path.rstrip("/").rsplit("/", 1)[-1]
@@ -113,6 +145,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, f"<html>No such layer: {layer}</html>".encode(), "text/html")
         if 301 <= ra < 302:
             time.sleep(float(os.environ.get("FAKE_LEGACY_DELAY", "5")))
+        if 302 <= ra < 306:
+            return self.broken_answer(ra)
         if 300 <= ra < 301:
             with _lock:
                 first = self.path not in _seen
