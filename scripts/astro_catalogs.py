@@ -120,16 +120,18 @@ def _as_text(values):
 # Writing
 # --------------------------------------------------------------------------------------
 
-def write_catalog(path, catalog, formats=None):
+def write_catalog(path, catalog, formats=None, comments=()):
     """Write a tab-separated catalog; the first line is '#' and the column names.
 
     formats: printf formats of the columns this tool computed (e.g. {"X_IMAGE": "%.4f"});
     every other column is written so that it reads back exactly as it came in.
+    comments: lines written after the names as '# text' (how a value was found, a fit).
     """
     names = list(catalog)
     formats = formats or {}
     with open(path, "w") as handle:
         handle.write("#" + "\t".join(names) + "\n")
+        handle.writelines(f"# {line}\n" for line in comments)
         if catalog.nrows:
             columns = [_column_text(name, np.asarray(catalog[name]), formats.get(name))
                        for name in names]

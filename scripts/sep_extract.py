@@ -23,6 +23,9 @@ from astro_images import (  # noqa: E402
     add_image_arguments, header_number, mask_from_image, read_image_argument,
     write_fits_image,
 )
+from astro_photometry import (  # noqa: E402
+    choose_zeropoint, estimate_background, magnitudes, run_sep,
+)
 
 CATALOG_COLUMNS = (
     "NUMBER", "X_IMAGE", "Y_IMAGE", "XPEAK_IMAGE", "YPEAK_IMAGE", "ALPHA_J2000", "DELTA_J2000",
@@ -31,7 +34,6 @@ CATALOG_COLUMNS = (
     "FLAGS",
 )
 DEFAULT_KERNEL = np.array([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]])
-ZEROPOINT_KEYS = ("MAGZP", "PHOTZP", "MAGZPT")
 # SExtractor's FLAGS bits.
 FLAG_BLENDED = 2
 FLAG_SATURATED = SATURATED_FLAG
@@ -39,7 +41,6 @@ FLAG_TRUNCATED = 8
 FLAG_APERTURE_INCOMPLETE = 16
 FLAG_DEBLEND_OVERFLOW = 64
 KRON_MEASURE_RADIUS = 6.0  # SExtractor measures the first moment within 6 isophotal radii
-MAG_UNDEFINED = 99.0       # SExtractor's magnitude for a non-positive flux
 # How the catalog's computed columns are written (SExtractor's own precision).
 COLUMN_FORMATS = {
     "X_IMAGE": "%.4f", "Y_IMAGE": "%.4f", "ALPHA_J2000": "%.7f", "DELTA_J2000": "%.7f",
@@ -182,34 +183,6 @@ def detection_mask(image, mask_path, mask_thresh):
     return mask
 
 
-def run_sep(call, what):
-    """Call sep, raising its pixel-stack or deblending limits when a big image needs it."""
-    import sep
-    for _ in range(6):
-        try:
-            return call()
-        except Exception as err:
-            text = str(err)
-            if "pixel buffer full" in text or "pixstack" in text:
-                size = sep.get_extract_pixstack() * 4
-                sep.set_extract_pixstack(size)
-                log(f"{what}: raised sep's pixel stack to {size} pixels")
-            elif "deblending" in text and "overflow" in text:
-                limit = sep.get_sub_object_limit() * 4
-                sep.set_sub_object_limit(limit)
-                log(f"{what}: raised sep's deblending sub-object limit to {limit}")
-            else:
-                raise ToolError(f"sep could not {what}: {text}") from None
-    raise ToolError(f"sep could not {what}: the image needs more memory than allowed")
-
-
-def estimate_background(data, mask, back_size, back_filtersize):
-    import sep
-    return run_sep(lambda: sep.Background(data, mask=mask, bw=back_size, bh=back_size,
-                                          fw=back_filtersize, fh=back_filtersize),
-                   "estimate the background")
-
-
 def detect(data_sub, mask, err, kernel, detection):
     """sep.extract with the user's settings; returns (objects, segmentation map)."""
     import sep
@@ -235,12 +208,6 @@ def auto_photometry(data_sub, objects, mask, err, gain, kron_factor, kron_min_ra
     flux, flux_err, flux_flags = sep.sum_ellipse(
         data_sub, x, y, a, b, theta, kron, err=err, gain=gain, mask=mask, subpix=1)
     return kron, flux, flux_err, kron_flags | flux_flags
-
-
-def magnitudes(flux, zeropoint):
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mag = zeropoint - 2.5 * np.log10(flux)
-    return np.where(flux > 0, mag, MAG_UNDEFINED)
 
 
 def sextractor_flags(objects, aperture_flags, saturated):
@@ -314,16 +281,6 @@ def build_catalog(image, data_sub, background, objects, segmap, mask, err, photo
         ("BACKGROUND", background[row, col].astype(float)),
         ("FLAGS", sextractor_flags(objects, aper_flags, saturated)),
     ])
-
-
-def choose_zeropoint(given, header):
-    """(zero point, where it came from): the option, else MAGZP/PHOTZP/MAGZPT, else 0."""
-    if given is not None:
-        return given, "--zeropoint"
-    value, key = header_number(header, ZEROPOINT_KEYS)
-    if value is not None:
-        return value, f"header {key}"
-    return 0.0, "default; no MAGZP/PHOTZP in the header"
 
 
 def choose_saturation(given, header):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+import astro_photometry
 import catalog_join
 import catalog_to_regions
 import desi_cutout
@@ -96,7 +97,7 @@ def test_sep_errors_become_messages(monkeypatch):
     def broken():
         raise Exception("illegal value")
     with pytest.raises(sep_extract.ToolError, match="sep could not extract sources: illegal"):
-        sep_extract.run_sep(broken, "extract sources")
+        astro_photometry.run_sep(broken, "extract sources")
 
     def always_full():
         raise Exception("internal pixel buffer full")
@@ -104,7 +105,7 @@ def test_sep_errors_become_messages(monkeypatch):
     old = sep.get_extract_pixstack()
     try:
         with pytest.raises(sep_extract.ToolError, match="needs more memory than allowed"):
-            sep_extract.run_sep(always_full, "extract sources")
+            astro_photometry.run_sep(always_full, "extract sources")
     finally:
         sep.set_extract_pixstack(old)
 
