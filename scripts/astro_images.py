@@ -296,9 +296,9 @@ def header_2d(header):
 
 def celestial_wcs(header):
     """The celestial WCS of a 2-D header, or None when it has none (or a broken one)."""
-    if not header or "CTYPE1" not in header:
+    if not header or not _celestial_type(header.get("CTYPE1")):
         return None
-    from astropy.wcs import WCS
+    from astropy.wcs import WCS  # 0.1 s of imports: only for a header that has a sky WCS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -306,6 +306,14 @@ def celestial_wcs(header):
     except Exception:
         return None
     return wcs if wcs.has_celestial else None
+
+
+def _celestial_type(ctype):
+    """True for a sky axis type: RA---TAN, DEC--TPV, GLON-CAR, ELAT, HPLN..."""
+    if not isinstance(ctype, str):
+        return False
+    axis = ctype.strip().upper().split("-")[0]
+    return axis in ("RA", "DEC") or (len(axis) == 4 and axis[2:] in ("LN", "LT", "ON", "AT"))
 
 
 def _as_sep_array(raw, what):

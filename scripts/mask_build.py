@@ -269,7 +269,6 @@ def perpendicular_box(box, data, sat_q, method, nx, ny):
 
 def paint_regions(mask, regions, value):
     """Set the pixels inside each ds9 shape (image coordinates, 1-based) to value."""
-    from matplotlib.path import Path
     ny, nx = mask.shape
     for region in regions:
         p = region.params
@@ -283,7 +282,7 @@ def paint_regions(mask, regions, value):
             corners = [(p[0] + u * c - v * s, p[1] + u * s + v * c)
                        for u, v in ((-p[2] / 2, -p[3] / 2), (p[2] / 2, -p[3] / 2),
                                     (p[2] / 2, p[3] / 2), (-p[2] / 2, p[3] / 2))]
-            _paint_polygon(mask, corners, value, Path)
+            _paint_polygon(mask, corners, value)
         elif region.shape in ("ellipse", "circle"):
             a, b, angle = (p[2], p[3], p[4]) if region.shape == "ellipse" else (p[2], p[2], 0)
             hx, hy = ellipse_bounds(np.array([a]), np.array([b]), np.array([angle]))
@@ -291,7 +290,7 @@ def paint_regions(mask, regions, value):
             inside = inside_ellipses(xs + 1.0, ys + 1.0, p[0], p[1], a, b, angle)
             mask[ys[inside], xs[inside]] = value
         elif region.shape == "polygon":
-            _paint_polygon(mask, list(zip(p[0::2], p[1::2])), value, Path)
+            _paint_polygon(mask, list(zip(p[0::2], p[1::2])), value)
 
 
 def _window(xc, yc, hx, hy, nx, ny):
@@ -302,12 +301,13 @@ def _window(xc, yc, hx, hy, nx, ny):
     return ys.ravel(), xs.ravel()
 
 
-def _paint_polygon(mask, vertices, value, path_class):
+def _paint_polygon(mask, vertices, value):
+    from matplotlib.path import Path  # matplotlib's 0.3 s of imports: only for polygons
     ny, nx = mask.shape
     xs, ys = zip(*vertices)
     yy, xx = _window((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2,
                      (max(xs) - min(xs)) / 2 + 1, (max(ys) - min(ys)) / 2 + 1, nx, ny)
-    inside = path_class(vertices).contains_points(np.column_stack([xx + 1.0, yy + 1.0]))
+    inside = Path(vertices).contains_points(np.column_stack([xx + 1.0, yy + 1.0]))
     mask[yy[inside], xx[inside]] = value
 
 
