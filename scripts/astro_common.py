@@ -159,6 +159,12 @@ def require_file(path, what):
 # Outputs: a failed job leaves nothing that looks like a result
 # --------------------------------------------------------------------------------------
 
+def _umask():
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 class Outputs:
     """Output files are written under temporary names beside their final ones and moved
     into place only when the whole job succeeded (commit); otherwise they are removed.
@@ -181,6 +187,7 @@ class Outputs:
         except OSError as err:
             raise ToolError(f"cannot write the output '{final}' ({err.strerror})") from None
         os.close(handle)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 is not what a result needs
         self._pending.append((temporary, final))
         return temporary
 

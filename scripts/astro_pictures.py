@@ -159,3 +159,109 @@ def region_patches(regions, colour="#ffd60a"):
 
 def figure_format(output):
     return "pdf" if str(output).lower().endswith(".pdf") else "png"
+
+
+# --------------------------------------------------------------------------------------
+# Morphology: a gallery of stamps and the Gini-M20 diagram
+# --------------------------------------------------------------------------------------
+
+GALLERY_COLUMNS = 8
+GALLERY_ROWS_PER_PAGE = 6
+
+
+def _stamp_window(box, shape, margin=4):
+    rows, cols = box
+    half = max(rows.stop - rows.start, cols.stop - cols.start) // 2 + margin
+    yc, xc = (rows.start + rows.stop) // 2, (cols.start + cols.stop) // 2
+    return (slice(max(yc - half, 0), min(yc + half + 1, shape[0])),
+            slice(max(xc - half, 0), min(xc + half + 1, shape[1])))
+
+
+def _draw_stamp(ax, data, segmap, number, box, row, colours):
+    from astropy import visualization as vis
+    window = _stamp_window(box, data.shape)
+    stamp = data[window]
+    norm = vis.ImageNormalize(stamp, interval=vis.AsymmetricPercentileInterval(1, 99.8),
+                              stretch=vis.AsinhStretch(0.05), clip=True)
+    ax.imshow(stamp, origin="lower", cmap="gray", norm=norm, interpolation="nearest")
+    ax.contour(segmap[window] == number, levels=[0.5], colors=["#00c7ff"], linewidths=0.6)
+    cls = str(row["MORPH_CLASS"])
+    gini, m20 = row["GINI"], row["M20"]
+    ax.text(0.03, 0.97, f"{number} {cls}", transform=ax.transAxes, ha="left", va="top",
+            fontsize=6, color=colours.get(cls, "white"), fontweight="bold")
+    if np.isfinite(gini):
+        ax.text(0.03, 0.03, f"G {gini:.2f}  M20 {m20:.2f}", transform=ax.transAxes,
+                ha="left", va="bottom", fontsize=5.5, color="white")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def morphology_gallery(path, data, segmap, table, boxes, pdf=False, limit=100):
+    """A contact sheet of the objects' stamps in table order (brightest first): asinh
+    stretch, the segment's outline, NUMBER and class, G and M20. PNG (the first `limit`
+    objects) or a multi-page PDF of every object."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    colours = {"merger": "#ff6b6b", "early": "#ffb347", "late": "#6fb7ff", "star": "#d0d0d0",
+               "unreliable": "#e0e060"}
+    rows = [i for i in range(table.nrows) if boxes[int(table["NUMBER"][i]) - 1] is not None]
+    if not pdf:
+        rows = rows[:limit]
+    per_page = GALLERY_COLUMNS * GALLERY_ROWS_PER_PAGE if pdf else max(len(rows), 1)
+    pages = [rows[i:i + per_page] for i in range(0, len(rows), per_page)] or [[]]
+    writer = PdfPages(path) if pdf else None
+    for page in pages:
+        nrows = max(1, int(np.ceil(len(page) / GALLERY_COLUMNS)))
+        fig, axes = plt.subplots(nrows, GALLERY_COLUMNS, squeeze=False,
+                                 figsize=(GALLERY_COLUMNS * 1.25, nrows * 1.25 + 0.4), dpi=100)
+        for ax in axes.ravel():
+            ax.set_axis_off()
+        for ax, i in zip(axes.ravel(), page):
+            ax.set_axis_on()
+            number = int(table["NUMBER"][i])
+            _draw_stamp(ax, data, segmap, number, boxes[number - 1],
+                        {name: table[name][i] for name in table}, colours)
+        if not page:
+            axes[0, 0].text(0, 0.5, "no objects", fontsize=9)
+        fig.suptitle(f"Morphology gallery ({len(rows)} objects, brightest first)", fontsize=9)
+        fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.35 / fig.get_figheight(),
+                            wspace=0.04, hspace=0.04)
+        if writer is not None:
+            writer.savefig(fig)
+        else:
+            fig.savefig(path, format="png")
+        plt.close(fig)
+    if writer is not None:
+        writer.close()
+
+
+def gini_m20_diagram(path, table, colours):
+    """The Gini-M20 plane (Lotz et al. 2008) with the merger and early/late lines, each
+    object coloured by its class."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.0, 4.8), dpi=100)
+    m20 = np.linspace(-3.0, 0.0, 50)
+    ax.plot(m20, -0.14 * m20 + 0.33, "k-", lw=1, label="mergers above: G = -0.14 M20 + 0.33")
+    split = m20 <= -1.68  # the two lines cross at M20 = -1.68
+    ax.plot(m20[split], 0.14 * m20[split] + 0.80, "k--", lw=1,
+            label="early above, late below: G = 0.14 M20 + 0.80")
+    classes = np.asarray(table["MORPH_CLASS"]).astype(str)
+    for name, colour in colours.items():
+        chosen = (classes == name) & np.isfinite(np.asarray(table["GINI"], dtype=float))
+        if chosen.any():
+            ax.scatter(table["M20"][chosen], table["GINI"][chosen], s=14, color=colour,
+                       label=f"{name} ({int(chosen.sum())})", zorder=3)
+    ax.set_xlim(0.0, -3.0)  # M20 runs from right to left, as Lotz et al. draw it
+    ax.set_ylim(0.3, 0.8)
+    ax.set_xlabel("M20")
+    ax.set_ylabel("Gini")
+    ax.set_title(f"Gini-M20 ({table.nrows} objects)", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
