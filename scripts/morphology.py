@@ -291,8 +291,11 @@ def morphology_catalog(catalog, rows, results, skipped, star_class):
         columns["NUMBER"].append(number)
         for name in STATMORPH_NAMES:
             columns[name].append(values[name])
+        cls = object_class(values, flag, stars[row])
+        if cls == "unreliable" and not reason:
+            reason = f"S/N per pixel below {MIN_SN_PER_PIXEL}"
         columns["MORPH_FLAG"].append(flag)
-        columns["MORPH_CLASS"].append(object_class(values, flag, stars[row]))
+        columns["MORPH_CLASS"].append(cls)
         columns["MORPH_REASON"].append(reason.replace("\t", " ") or "-")
     out = Catalog()
     for name in MORPH_COLUMNS:
