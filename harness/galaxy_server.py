@@ -164,6 +164,19 @@ def import_workflows(url, key, paths, publish=True):
     return names
 
 
+class Stop(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: stop as Ctrl-C does (the server's `with` block stops Galaxy)."""
+
+
+def stop_on_signals():
+    """SIGINT, SIGTERM and SIGHUP all end the command cleanly, whatever started it: a
+    command run with `&` inherits an ignored SIGINT, and `kill` sends SIGTERM."""
+    def handler(signum, frame):
+        raise Stop(f"stopped by signal {signal.Signals(signum).name}")
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handler)
+
+
 class GalaxyServer:
     """A Galaxy server process; use as a context manager so it is always stopped."""
 
@@ -199,8 +212,12 @@ class GalaxyServer:
         log = open(self.log_path, "w")
         self.process = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
-        seconds = wait_until_up(self.url, self.process, self.log_path)
-        self.key = user_api_key(self.url)
+        try:  # a signal while Galaxy starts must not leave it running
+            seconds = wait_until_up(self.url, self.process, self.log_path)
+            self.key = user_api_key(self.url)
+        except BaseException:
+            self.stop()
+            raise
         self._say(f"Galaxy is up after {seconds:.0f} s")
         return self
 

@@ -24,7 +24,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import browser_check  # noqa: E402
 from galaxy_server import (  # noqa: E402
-    GalaxyServer, import_workflows, REPO, tool_files, TOOL_SECTION,
+    GalaxyServer, import_workflows, REPO, Stop, stop_on_signals, tool_files, TOOL_SECTION,
 )
 
 OUTPUT_DIR = os.path.join(REPO, "test-output")
@@ -465,8 +465,13 @@ def main(argv=None):
                                     "validation/report.md")
     args = parser.parse_args(argv)
     STARTED[0] = datetime.datetime.now()
-    status = {"test": cmd_test, "serve": cmd_serve, "main": cmd_main,
-              "validate": cmd_validate}[args.command](args)
+    stop_on_signals()
+    try:
+        status = {"test": cmd_test, "serve": cmd_serve, "main": cmd_main,
+                  "validate": cmd_validate}[args.command](args)
+    except Stop as stop:  # Galaxy was stopped on the way out of its `with` block
+        print(f"\n{args.command}: {stop}", flush=True)
+        return 130
     if args.command != "test":  # the test command ends with its count line instead
         print(f"\n{args.command} finished in {elapsed()} s with status {status}", flush=True)
     return status

@@ -31,3 +31,33 @@ def test_every_workflow_has_metadata_docs_and_a_test():
         assert all(step.get("doc") for step in workflow["steps"].values())
         assert all(" " in name or name.isalpha() or name.isupper() for name in workflow["inputs"])
         assert os.path.exists(path.replace(".gxwf.yml", ".gxwf-tests.yml"))
+
+
+def boxes(workflow):
+    """(name, left, top, right, bottom) of every input and step as the editor draws them
+    (an input node is about 200 x 90 px, a tool node about 220 x 180)."""
+    for kind, width, height in (("inputs", 200, 90), ("steps", 220, 180)):
+        for name, node in workflow.get(kind, {}).items():
+            position = node.get("position")
+            assert position, f"{name} has no position"
+            yield name, position["left"], position["top"], position["left"] + width, \
+                position["top"] + height
+
+
+def test_every_step_has_a_position_and_none_overlap():
+    for path in WORKFLOWS:
+        with open(path) as handle:
+            workflow = yaml.safe_load(handle)
+        placed = list(boxes(workflow))
+        for i, (name, left, top, right, bottom) in enumerate(placed):
+            for other, l2, t2, r2, b2 in placed[i + 1:]:
+                assert right <= l2 or r2 <= left or bottom <= t2 or b2 <= top, \
+                    f"{os.path.basename(path)}: {name} overlaps {other}"
+        steps = workflow["steps"]
+        for name, step in steps.items():  # pipeline order: a step right of its sources
+            for source in step.get("in", {}).values():
+                source = source.get("source") if isinstance(source, dict) else source
+                origin = str(source).split("/")[0]
+                if origin in steps:
+                    assert steps[origin]["position"]["left"] < step["position"]["left"], \
+                        f"{os.path.basename(path)}: {name} is not right of {origin}"

@@ -1,0 +1,61 @@
+"""The harness: a server started by ./suite is stopped on SIGINT, SIGTERM and SIGHUP,
+whatever started the command (a `&` job ignores SIGINT), and never left behind."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from conftest import REPO
+
+# A stand-in for Galaxy with the harness's own start/stop code: a process group that
+# would outlive its parent, as gunicorn does.
+SERVER = textwrap.dedent("""
+    import subprocess, sys, time
+    sys.path.insert(0, {harness!r})
+    import galaxy_server, suite
+
+    class FakeGalaxy(galaxy_server.GalaxyServer):
+        def start(self):
+            self.process = subprocess.Popen(["sleep", "600"], start_new_session=True)
+            print(self.process.pid, flush=True)
+            return self
+
+    galaxy_server.stop_on_signals()
+    server = FakeGalaxy("{workdir}", port=1, quiet=True)
+    with server:
+        suite.wait_until_interrupted(server)
+    print("stopped", flush=True)
+""")
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as handle:  # a zombie is not alive
+        return handle.read().split()[2] != "Z"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_the_server_is_stopped_on_every_signal(tmp_path, sig):
+    code = SERVER.format(harness=os.path.join(REPO, "harness"), workdir=tmp_path)
+    # like `./suite serve &` from a script: SIGINT ignored when the command starts
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                              text=True, preexec_fn=lambda: signal.signal(signal.SIGINT,
+                                                                          signal.SIG_IGN))
+    child = int(parent.stdout.readline())
+    assert alive(child)
+    time.sleep(0.3)
+    parent.send_signal(sig)
+    assert parent.wait(timeout=40) == 0
+    assert "stopped" in parent.stdout.read()
+    deadline = time.time() + 10
+    while alive(child) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not alive(child)
