@@ -141,12 +141,14 @@ def pixel_scale_of(image):
         return float(np.sqrt(np.prod(proj_plane_pixel_scales(image.wcs)))) * 3600.0
     keys = ("CD1_1", "CD1_2", "CD2_1", "CD2_2")
     cd = [header_number(image.header, (key,))[0] for key in keys]
-    if all(v is not None for v in cd):
-        return float(np.sqrt(abs(cd[0] * cd[3] - cd[1] * cd[2]))) * 3600.0
     cdelt = [header_number(image.header, (key,))[0] for key in ("CDELT1", "CDELT2")]
-    if all(v is not None for v in cdelt):
-        return float(np.sqrt(abs(cdelt[0] * cdelt[1]))) * 3600.0
-    return None
+    scale = None
+    if all(v is not None for v in cd):
+        scale = float(np.sqrt(abs(cd[0] * cd[3] - cd[1] * cd[2]))) * 3600.0
+    elif all(v is not None for v in cdelt):
+        scale = float(np.sqrt(abs(cdelt[0] * cdelt[1]))) * 3600.0
+    # a CDELT of 1 without a sky axis type is a pixel-unit placeholder, not 3600"/px
+    return scale if scale is not None and 1e-3 < scale < 100.0 else None
 
 
 def physical_offset(header):

@@ -20,19 +20,25 @@ from astro_common import (  # noqa: E402
 )
 from astro_ellipses import kron_ellipses, SATURATED_FLAG  # noqa: E402
 from astro_images import (  # noqa: E402
-    add_image_arguments, header_number, mask_from_image, read_image_argument,
+    add_image_arguments, header_number, mask_from_image, pixel_scale_of, read_image_argument,
     write_fits_image,
 )
 from astro_photometry import (  # noqa: E402
     choose_zeropoint, estimate_background, magnitudes, run_sep,
+)
+from astro_stellarity import (  # noqa: E402
+    class_star, estimate_seeing, footprint_pixels, isophotal_profile, read_nnw,
+    sextractor_fwhm,
 )
 
 CATALOG_COLUMNS = (
     "NUMBER", "X_IMAGE", "Y_IMAGE", "XPEAK_IMAGE", "YPEAK_IMAGE", "ALPHA_J2000", "DELTA_J2000",
     "A_IMAGE", "B_IMAGE", "THETA_IMAGE", "ELLIPTICITY", "KRON_RADIUS", "FLUX_ISO", "FLUX_AUTO",
     "FLUXERR_AUTO", "MAG_AUTO", "MAG_BEST", "FLUX_RADIUS", "ISOAREA_IMAGE", "BACKGROUND",
-    "FLAGS",
+    "FWHM_IMAGE", "ELONGATION", "CLASS_STAR", "FLAGS",
 )
+DEFAULT_NNW = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default.nnw")
+DEFAULT_SEEING = 1.2        # arcsec: SExtractor's default SEEING_FWHM, when nothing better
 DEFAULT_KERNEL = np.array([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]])
 # SExtractor's FLAGS bits.
 FLAG_BLENDED = 2
@@ -47,6 +53,7 @@ COLUMN_FORMATS = {
     "A_IMAGE": "%.4f", "B_IMAGE": "%.4f", "THETA_IMAGE": "%.3f", "ELLIPTICITY": "%.4f",
     "KRON_RADIUS": "%.3f", "FLUX_RADIUS": "%.4f", "MAG_AUTO": "%.4f", "MAG_BEST": "%.4f",
     "FLUX_ISO": "%.7g", "FLUX_AUTO": "%.7g", "FLUXERR_AUTO": "%.7g", "BACKGROUND": "%.7g",
+    "FWHM_IMAGE": "%.3f", "ELONGATION": "%.3f", "CLASS_STAR": "%.3f",
 }
 
 
@@ -73,6 +80,16 @@ class Photometry:
     saturation: float = None       # None: FLAGS bit 4 is never set
     kron_factor: float = 2.5
     kron_min_radius: float = 3.5
+
+
+@dataclass(frozen=True)
+class StarGalaxy:
+    """CLASS_STAR's inputs: the seeing (None: estimated from the image), the pixel scale
+    and the neural network."""
+
+    seeing_fwhm: float = None      # arcsec
+    pixel_scale: float = 1.0       # arcsec per pixel
+    network: object = None
 
 
 def parse_args(argv=None):
@@ -120,6 +137,14 @@ def parse_args(argv=None):
                       help="k of SExtractor's PHOT_AUTOPARAMS (default 2.5)")
     phot.add_argument("--kron-min-radius", type=non_negative_float, default=3.5,
                       help="r_min of SExtractor's PHOT_AUTOPARAMS (default 3.5)")
+    star = parser.add_argument_group("star/galaxy separation (CLASS_STAR)")
+    star.add_argument("--seeing-fwhm", type=positive_float,
+                      help="seeing FWHM in arcsec (SExtractor's SEEING_FWHM; default: "
+                           "measured on the image's stars)")
+    star.add_argument("--pixel-scale", type=positive_float,
+                      help="arcsec per pixel (default: from the WCS or CDELT, else 1)")
+    star.add_argument("--nnw", type=existing_file, default=DEFAULT_NNW,
+                      help="neural-network weights (default: SExtractor's default.nnw)")
     args = parser.parse_args(argv)
     check_args(args)
     return args
@@ -240,12 +265,14 @@ def sky_coordinates(wcs, x, y):
     return np.asarray(ra), np.asarray(dec)
 
 
-def build_catalog(image, data_sub, background, objects, segmap, mask, err, photometry):
-    """Measure every object and return the catalog with SExtractor's columns."""
+def build_catalog(image, data_sub, background, objects, segmap, mask, err, photometry,
+                  stars, thresh):
+    """Measure every object; returns the catalog with SExtractor's columns and the lines
+    that say where the seeing and the pixel scale came from."""
     import sep
     count = len(objects)
     if count == 0:
-        return Catalog((name, np.zeros(0)) for name in CATALOG_COLUMNS)
+        return Catalog((name, np.zeros(0)) for name in CATALOG_COLUMNS), []
     p = photometry
     x, y, a, b = objects["x"], objects["y"], objects["a"], objects["b"]
     kron, flux_auto, flux_err, aper_flags = auto_photometry(
@@ -258,7 +285,14 @@ def build_catalog(image, data_sub, background, objects, segmap, mask, err, photo
     row = np.clip(np.rint(y).astype(int), 0, ny - 1)
     mag = magnitudes(flux_auto, p.zeropoint)
     saturated = saturated_objects(image.data, segmap, count, p.saturation)
-    return Catalog([
+    flags = sextractor_flags(objects, aper_flags, saturated)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        elongation = np.where(b > 0, a / np.where(b > 0, b, 1.0), 1.0)
+        snr = np.where(flux_err > 0, flux_auto / flux_err, 0.0)
+    local_back = background[row, col].astype(float)
+    fwhm, class_values, notes = star_galaxy(data_sub, segmap, objects, thresh, p.saturation,
+                                            local_back, flags, elongation, snr, stars)
+    catalog = Catalog([
         ("NUMBER", np.arange(1, count + 1)),
         ("X_IMAGE", x + 1.0),
         ("Y_IMAGE", y + 1.0),
@@ -278,9 +312,39 @@ def build_catalog(image, data_sub, background, objects, segmap, mask, err, photo
         ("MAG_BEST", mag),
         ("FLUX_RADIUS", half_light),
         ("ISOAREA_IMAGE", objects["tnpix"].astype(np.int64)),
-        ("BACKGROUND", background[row, col].astype(float)),
-        ("FLAGS", sextractor_flags(objects, aper_flags, saturated)),
+        ("BACKGROUND", local_back),
+        ("FWHM_IMAGE", fwhm),
+        ("ELONGATION", elongation),
+        ("CLASS_STAR", class_values),
+        ("FLAGS", flags),
     ])
+    return catalog, notes
+
+
+def star_galaxy(data_sub, segmap, objects, thresh, saturation, local_back, flags,
+                elongation, snr, stars):
+    """FWHM_IMAGE and CLASS_STAR of every object, and lines saying which seeing and pixel
+    scale were used (SExtractor's examineiso and neural network)."""
+    labels, index = footprint_pixels(segmap)
+    count = len(objects)
+    peak, areas = isophotal_profile(data_sub, labels, index, count, thresh)
+    level = np.full(count, np.inf) if saturation is None else saturation - local_back
+    fwhm = sextractor_fwhm(data_sub, labels, index, objects["x"], objects["y"],
+                           objects["a"].astype(float), objects["b"].astype(float), peak,
+                           thresh, level)
+    seeing, source = stars.seeing_fwhm, "--seeing-fwhm"
+    if seeing is None:
+        seeing, used = estimate_seeing(fwhm, flags, elongation, snr, stars.pixel_scale)
+        source = f"measured: the median FWHM_IMAGE of {used} bright, round, unflagged " \
+                 "objects on the stellar locus"
+        if seeing is None:
+            seeing = DEFAULT_SEEING
+            source = f"SExtractor's default: too few stars ({used}) to measure it"
+    notes = [f"CLASS_STAR: seeing FWHM {seeing:.3f} arcsec ({source}); pixel scale "
+             f"{stars.pixel_scale:.4g} arcsec/pixel"]
+    log(notes[0])
+    return fwhm, class_star(stars.network, areas, peak, thresh, seeing, stars.pixel_scale), \
+        notes
 
 
 def choose_saturation(given, header):
@@ -289,6 +353,18 @@ def choose_saturation(given, header):
         return (given if given > 0 else None), "--saturation"
     value, key = header_number(header, ("SATURATE", "SATURAT"))
     return value, (f"header {key}" if key else "none given: FLAGS bit 4 is never set")
+
+
+def choose_pixel_scale(given, image):
+    """Arcsec per pixel: the option, else the WCS (or CDELT), else 1 (said in the log)."""
+    if given is not None:
+        return given
+    scale = pixel_scale_of(image)
+    if scale is None:
+        log("pixel scale: no WCS and no --pixel-scale: CLASS_STAR takes 1 arcsec per pixel "
+            "(give --pixel-scale and --seeing-fwhm for a meaningful CLASS_STAR)")
+        return 1.0
+    return scale
 
 
 def error_for(model, bkg):
@@ -304,6 +380,7 @@ class Extraction:
     """What one run measured: the catalog and the maps it can write."""
 
     catalog: Catalog
+    notes: list
     background: np.ndarray
     rms: object          # a function giving the RMS map (computed only when written)
     segmentation: np.ndarray
@@ -311,7 +388,8 @@ class Extraction:
     mask: np.ndarray
 
 
-def extract_sources(image, mask, kernel, back_size, back_filtersize, detection, photometry):
+def extract_sources(image, mask, kernel, back_size, back_filtersize, detection, photometry,
+                    stars):
     """Background, detection and measurement of one image; returns an Extraction."""
     bkg = estimate_background(image.data, mask, back_size, back_filtersize)
     log(f"background: global level {bkg.globalback:.6g}, global RMS {bkg.globalrms:.6g}")
@@ -319,15 +397,17 @@ def extract_sources(image, mask, kernel, back_size, back_filtersize, detection, 
     data_sub = image.data - background
     err = error_for(detection.err_model, bkg)
     objects, segmap = detect(data_sub, mask, err, kernel, detection)
-    catalog = build_catalog(image, data_sub, background, objects, segmap, mask, err,
-                            photometry)
-    return Extraction(catalog, background, lambda: bkg.rms(dtype=image.data.dtype), segmap,
-                      data_sub, mask)
+    # the absolute analysis threshold, as SExtractor's CLASS_STAR takes it
+    thresh = detection.thresh * (1.0 if detection.err_model == "none" else bkg.globalrms)
+    catalog, notes = build_catalog(image, data_sub, background, objects, segmap, mask, err,
+                                   photometry, stars, thresh)
+    return Extraction(catalog, notes, background, lambda: bkg.rms(dtype=image.data.dtype),
+                      segmap, data_sub, mask)
 
 
 def write_outputs(out, args, image, result):
     """Every output the options ask for, under the Outputs' temporary names."""
-    write_catalog(out.path(args.catalog), result.catalog, COLUMN_FORMATS)
+    write_catalog(out.path(args.catalog), result.catalog, COLUMN_FORMATS, result.notes)
     header = image.header.copy()
     if args.background:
         write_fits_image(out.path(args.background), result.background, header)
@@ -363,8 +443,10 @@ def main(argv=None):
                           args.clean_param)
     photometry = Photometry(zeropoint, args.gain, saturation, args.kron_factor,
                             args.kron_min_radius)
+    stars = StarGalaxy(args.seeing_fwhm, choose_pixel_scale(args.pixel_scale, image),
+                       read_nnw(args.nnw))
     result = extract_sources(image, mask, kernel, args.back_size, args.back_filtersize,
-                             detection, photometry)
+                             detection, photometry, stars)
     log(f"zero point {zeropoint:g} ({zp_source}); saturation "
         f"{'none' if saturation is None else f'{saturation:g}'} ({sat_source})")
     with Outputs() as out:

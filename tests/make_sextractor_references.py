@@ -7,6 +7,12 @@ same frame + 300 + Gaussian noise of sigma 20, seed 3, BAND = i), with the confi
 test-data/sextractor_dual.sex and the columns of test-data/sextractor_dual.param:
 - sextractor_dual_detection.cat: SExtractor on the detection image alone;
 - sextractor_dual_measure.cat: `source-extractor sep_image.fits,sep_measure.fits`.
+
+CLASS_STAR and FWHM_IMAGE: the same configuration with the columns of
+sextractor_class_star.param, SEEING_FWHM and PIXEL_SCALE given:
+- sextractor_class_star_sep.cat: sep_image.fits, SEEING_FWHM 1.2, PIXEL_SCALE 0.3;
+- sextractor_class_star_mosaic3.cat: mosaic3_z_ccd3.fits (a plain float32 copy: SExtractor
+  reads no tile-compressed file), SEEING_FWHM 1.3, PIXEL_SCALE 0.262, SATUR_LEVEL 47200.
 """
 
 import os
@@ -29,14 +35,35 @@ def measurement_image():
         os.path.join(DATA, "sep_measure.fits"), overwrite=True)
 
 
-def sextractor(images, catalog):
+def sextractor(images, catalog, *options):
     subprocess.run(["source-extractor", images, "-c", "sextractor_dual.sex",
                     "-CATALOG_NAME", catalog, "-FILTER_NAME", os.path.join(SHARE, "default.conv"),
-                    "-STARNNW_NAME", os.path.join(SHARE, "default.nnw")],
+                    "-STARNNW_NAME", os.path.join(SHARE, "default.nnw"), *options],
                    cwd=DATA, check=True, capture_output=True)
+
+
+def plain_copy(name, folder):
+    """A plain float32 copy of a tile-compressed image (its first HDU with data)."""
+    with fits.open(os.path.join(DATA, name)) as hdul:
+        hdu = next(h for h in hdul if h.is_image and h.data is not None)
+        path = os.path.join(folder, name.replace(".fits", "_plain.fits"))
+        fits.PrimaryHDU(hdu.data.astype(np.float32), hdu.header).writeto(path, overwrite=True)
+    return path
+
+
+def class_star_references():
+    import tempfile
+    params = ["-PARAMETERS_NAME", "sextractor_class_star.param"]
+    sextractor("sep_image.fits", "sextractor_class_star_sep.cat", *params,
+               "-SEEING_FWHM", "1.2", "-PIXEL_SCALE", "0.3")
+    with tempfile.TemporaryDirectory() as folder:
+        sextractor(plain_copy("mosaic3_z_ccd3.fits", folder), "sextractor_class_star_mosaic3.cat",
+                   *params, "-SEEING_FWHM", "1.3", "-PIXEL_SCALE", "0.262",
+                   "-SATUR_LEVEL", "47200")
 
 
 if __name__ == "__main__":
     measurement_image()
     sextractor("sep_image.fits", "sextractor_dual_detection.cat")
     sextractor("sep_image.fits,sep_measure.fits", "sextractor_dual_measure.cat")
+    class_star_references()

@@ -100,6 +100,9 @@ def test_red_sequence_through_the_command_line(run_script, tmp_path):
     paths = sources_of_known_colour(tmp_path)
     catalog = tmp_path / "r.tab"
     run_script(sep_extract, ["--image", paths["r"], "--catalog", catalog])
+    galaxies = read_catalog(str(catalog))
+    galaxies["CLASS_STAR"] = np.zeros(galaxies.nrows)  # call the round blobs galaxies
+    write_catalog(str(catalog), galaxies)
     result = run(run_script, tmp_path, "--catalog", catalog, "--image", paths["g"], "--image",
                  paths["r"], "--band", "g", "--band", "r", "--red-sequence", "10,20")
     assert result.status == 0, result.err

@@ -29,6 +29,9 @@ def galaxies(tmp_path_factory):
     catalog, seg = folder / "cat.tab", folder / "seg.fits"
     sep_extract.main(["--image", str(image), "--catalog", str(catalog), "--segmentation",
                       str(seg), "--thresh", "3", "--deblend-cont", "1"])
+    without_class = read_catalog(str(catalog))  # no PSF here: CLASS_STAR means nothing
+    without_class.pop("CLASS_STAR")
+    write_catalog(str(catalog), without_class)
     return image, catalog, seg
 
 
