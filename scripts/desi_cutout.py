@@ -64,6 +64,7 @@ class StampTable:
     dec_column: str = "DELTA_J2000"
     id_column: str = "NUMBER"
     max_rows: int = 100
+    max_class_star: float = None   # only rows with CLASS_STAR below this
     stamp_scale: float = 4.0       # stamp side = this x KRON_RADIUS x A_IMAGE
     table_pixscale: float = NATIVE_PIXSCALE
 
@@ -78,6 +79,9 @@ def parse_args(argv=None):
     where.add_argument("--dec-column", default="DELTA_J2000")
     where.add_argument("--id-column", default="NUMBER",
                        help="names the stamps (default NUMBER; else the row number)")
+    where.add_argument("--max-class-star", type=between(0, 1),
+                       help="table mode: only rows with CLASS_STAR below this (galaxies; "
+                            "CluSex's desisexcat cut)")
     where.add_argument("--max-rows", type=int, default=100,
                        help=f"refuse tables with more rows (default 100, at most {MAX_STAMPS})")
     size = parser.add_argument_group("cutout")
@@ -356,6 +360,11 @@ def table_positions(table, size, pixscale):
     """(id, ra, dec, side) for every row of the table; ids are unique whole numbers."""
     catalog = read_catalog(table.path, "the table")
     catalog.require([table.ra_column, table.dec_column], "the table")
+    if table.max_class_star is not None:
+        keep = catalog.floats("CLASS_STAR", "the table", finite=False) < table.max_class_star
+        log(f"CLASS_STAR below {table.max_class_star:g}: {int(keep.sum())} of "
+            f"{catalog.nrows} rows")
+        catalog = catalog.take(keep)
     if catalog.nrows > table.max_rows:
         raise ToolError(f"the table has {catalog.nrows} rows, more than the {table.max_rows} "
                         "stamps allowed; select fewer rows or raise the limit "
@@ -404,7 +413,8 @@ def main(argv=None):
             f"layer {args.layer}: wrote {', '.join(names)}")
         return
     table = StampTable(args.table, args.ra_column, args.dec_column, args.id_column,
-                       args.max_rows, args.stamp_scale, args.table_pixscale)
+                       args.max_rows, args.max_class_star, args.stamp_scale,
+                       args.table_pixscale)
     positions = table_positions(table, args.size, args.pixscale)
     for number, ra, dec, side in positions:
         cutout(ra, dec, side, side, request, args.output_dir, prefix=f"stamp_{number:05d}_")

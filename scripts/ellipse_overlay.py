@@ -59,6 +59,9 @@ def parse_args(argv=None):
     parser.add_argument("--labels", action="store_true", help="write object numbers")
     parser.add_argument("--max-mag", type=finite_float,
                         help="draw only objects with MAG_BEST < this")
+    parser.add_argument("--max-class-star", type=finite_float,
+                        help="draw only objects with CLASS_STAR below this (galaxies: 0.6 as "
+                             "DGCG)")
     parser.add_argument("--flags-below", type=int,
                         help="draw only objects with FLAGS below this value")
     parser.add_argument("--title")
@@ -81,10 +84,12 @@ def check_args(args):
         raise ToolError("--crop: give X0 <= X1 and Y0 <= Y1")
 
 
-def select_rows(catalog, max_mag, flags_below, what):
+def select_rows(catalog, max_mag, flags_below, what, max_class_star=None):
     keep = np.ones(catalog.nrows, dtype=bool)
     if max_mag is not None:
         keep &= catalog.floats("MAG_BEST", what, finite=False) < max_mag
+    if max_class_star is not None:
+        keep &= catalog.floats("CLASS_STAR", what, finite=False) < max_class_star
     if flags_below is not None:
         keep &= catalog.floats("FLAGS", what, finite=False) < flags_below
     return catalog.take(keep)
@@ -105,7 +110,8 @@ def main(argv=None):
     layers = []
     for index, path in enumerate(args.catalog):
         what = f"catalog {index + 1}"
-        catalog = select_rows(read_catalog(path, what), args.max_mag, args.flags_below, what)
+        catalog = select_rows(read_catalog(path, what), args.max_mag, args.flags_below, what,
+                              args.max_class_star)
         label = args.catalog_label[index] if index < len(args.catalog_label) else what
         ellipses = catalog_ellipses(catalog, args.ellipse, args.k, args.scale, args.offset,
                                     args.peak, what if len(args.catalog) > 1 else "the catalog")

@@ -120,3 +120,21 @@ def test_the_default_network_reads_as_sextractor_s():
     assert network.sizes == (10, 10, 1)
     assert network.weights[0].shape == (10, 10) and network.weights[1].shape == (10, 1)
     assert network.in_bias[0] == pytest.approx(-1.56604) and network.out_scale[0] == 1.0
+
+
+def test_the_overlay_and_the_stamps_select_galaxies(run_script, tmp_path):
+    import desi_cutout
+    import ellipse_overlay
+    from astro_catalogs import write_catalog
+    from test_catalog_join import at, make_catalog  # noqa: I100
+    catalog = make_catalog([at(20, 20, CLASS_STAR=0.98), at(40, 40, CLASS_STAR=0.1),
+                            at(60, 60, CLASS_STAR=0.3)])
+    path = tmp_path / "c.tab"
+    write_catalog(str(path), catalog)
+    result = run_script(ellipse_overlay, ["--image", data_path("sep_image.fits"), "--catalog",
+                                          path, "--max-class-star", "0.6", "--output",
+                                          tmp_path / "o.png"])
+    assert result.status == 0 and "catalog 1: drawing 2 ellipses" in result.out
+    selection = desi_cutout.StampTable(str(path), max_class_star=0.6)
+    positions = desi_cutout.table_positions(selection, 64, 0.262)
+    assert [p[0] for p in positions] == [2, 3]
