@@ -58,6 +58,14 @@ class Catalog(dict):
             taken.lines = np.asarray(self.lines)[index]
         return taken
 
+    def insert_before(self, before, name, values):
+        """Add a column just before another one (at the end when that one is missing)."""
+        items = list(self.items())
+        position = next((i for i, (n, _) in enumerate(items) if n == before), len(items))
+        items.insert(position, (name, values))
+        self.clear()
+        self.update(items)
+
     def row_name(self, row):
         """'line 7' of the file, or 'row 3' of a computed catalog, for messages."""
         if self.lines is not None:

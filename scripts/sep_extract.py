@@ -20,13 +20,16 @@ from astro_common import (  # noqa: E402
 )
 from astro_ellipses import kron_ellipses, SATURATED_FLAG  # noqa: E402
 from astro_images import (  # noqa: E402
-    add_image_arguments, header_number, mask_from_image, pixel_scale_of, read_image_argument,
-    write_fits_image,
+    add_image_arguments, header_number, mask_from_image, pixel_scale_of, read_image,
+    read_image_argument, write_fits_image,
 )
 from astro_photometry import (  # noqa: E402
     choose_zeropoint, estimate_background, magnitudes, run_sep,
 )
-from astro_stellarity import (  # noqa: E402
+from astro_weights import (  # noqa: E402,I100
+    check_flag_image, combine_flags, FLAG_TYPES, variance_map, WEIGHT_TYPES,
+)
+from astro_stellarity import (  # noqa: E402,I100
     class_star, estimate_seeing, footprint_pixels, isophotal_profile, read_nnw,
     sextractor_fwhm,
 )
@@ -106,10 +109,29 @@ def parse_args(argv=None):
                     help="mask image (FITS/TIFF, same shape as the image)")
     io.add_argument("--mask-thresh", type=finite_float, default=0.0,
                     help="mask pixels with values above this are masked (default 0)")
+    wgt = parser.add_argument_group("weights and flags (SExtractor's WEIGHT_IMAGE, "
+                                    "FLAG_IMAGE)")
+    wgt.add_argument("--weight", type=existing_file,
+                     help="weight map (FITS; may be the image's own file with --weight-hdu)")
+    wgt.add_argument("--weight-hdu", type=int, help="HDU of the weight map (default: the "
+                                                    "first with an image)")
+    wgt.add_argument("--weight-type", default="map_weight", choices=WEIGHT_TYPES,
+                     help="map_weight: inverse variance up to a factor (DES WGT, DECam oow, "
+                          "Legacy Surveys invvar); map_var: variance; map_rms: RMS")
+    wgt.add_argument("--weight-thresh", type=finite_float,
+                     help="bad pixels: weights at or below it (default 0), variances or "
+                          "RMS at or above it (default none)")
+    wgt.add_argument("--flag-image", type=existing_file,
+                     help="integer flag map (FITS): IMAFLAGS_ISO and NIMAFLAGS_ISO columns")
+    wgt.add_argument("--flag-hdu", type=int, help="HDU of the flag map")
+    wgt.add_argument("--flag-type", default="or", choices=FLAG_TYPES,
+                     help="how the footprint's flags combine (SExtractor's FLAG_TYPE)")
     det = parser.add_argument_group("detection")
     det.add_argument("--filter", default="default",
                      help="'none', 'default' (3x3 1 2 1 / 2 4 2 / 1 2 1) or a kernel file")
-    det.add_argument("--filter-type", default="matched", choices=("matched", "conv"))
+    det.add_argument("--filter-type", choices=("matched", "conv"),
+                     help="matched (default) or conv (SExtractor's: the default with a "
+                          "weight map, whose per-pixel noise matched filtering would weigh)")
     det.add_argument("--thresh", type=finite_float, default=1.5,
                      help="detection threshold, in units of the error (or absolute)")
     det.add_argument("--err-model", default="global", choices=("global", "map", "none"),
@@ -355,6 +377,20 @@ def choose_saturation(given, header):
     return value, (f"header {key}" if key else "none given: FLAGS bit 4 is never set")
 
 
+def choose_gain(given, header, weighted):
+    """The gain: the option (0 = none); with a weight map and no option, the header's GAIN
+    (survey headers such as DES's carry the right one), said in the log."""
+    if given is not None:
+        return given or None
+    if weighted:
+        value, key = header_number(header, ("GAIN", "ARAWGAIN"))
+        if value:
+            log(f"gain {value:g} from the header's {key} (the Poisson term of the errors; "
+                "give --gain 0 for none)")
+            return value
+    return None
+
+
 def choose_pixel_scale(given, image):
     """Arcsec per pixel: the option, else the WCS (or CDELT), else 1 (said in the log)."""
     if given is not None:
@@ -389,20 +425,65 @@ class Extraction:
 
 
 def extract_sources(image, mask, kernel, back_size, back_filtersize, detection, photometry,
-                    stars):
-    """Background, detection and measurement of one image; returns an Extraction."""
+                    stars, variance=None, flags=None):
+    """Background, detection and measurement of one image; returns an Extraction.
+    variance: a per-pixel variance map (from a weight map; its bad pixels are in mask);
+    flags: (flag map, FLAG_TYPE) for IMAFLAGS_ISO."""
     bkg = estimate_background(image.data, mask, back_size, back_filtersize)
     log(f"background: global level {bkg.globalback:.6g}, global RMS {bkg.globalrms:.6g}")
     background = bkg.back(dtype=image.data.dtype)
     data_sub = image.data - background
-    err = error_for(detection.err_model, bkg)
+    if variance is not None:  # thresholds and errors follow the weight map, pixel by pixel
+        err = np.sqrt(variance).astype(image.data.dtype)
+    else:
+        err = error_for(detection.err_model, bkg)
     objects, segmap = detect(data_sub, mask, err, kernel, detection)
     # the absolute analysis threshold, as SExtractor's CLASS_STAR takes it
-    thresh = detection.thresh * (1.0 if detection.err_model == "none" else bkg.globalrms)
+    thresh = detection.thresh * (1.0 if detection.err_model == "none" and variance is None
+                                 else bkg.globalrms)
     catalog, notes = build_catalog(image, data_sub, background, objects, segmap, mask, err,
                                    photometry, stars, thresh)
+    if flags is not None and len(objects):
+        labels, index = footprint_pixels(segmap)
+        combined, counted = combine_flags(flags[0], labels, index, len(objects), flags[1])
+        catalog.insert_before("FLAGS", "IMAFLAGS_ISO", combined)
+        catalog.insert_before("FLAGS", "NIMAFLAGS_ISO", counted)
+    elif flags is not None:
+        catalog["IMAFLAGS_ISO"] = catalog["NIMAFLAGS_ISO"] = np.zeros(0, dtype=np.int64)
     return Extraction(catalog, notes, background, lambda: bkg.rms(dtype=image.data.dtype),
                       segmap, data_sub, mask)
+
+
+def weight_variance(args, image, mask):
+    """The variance map of --weight and the mask with its bad pixels (main's helper)."""
+    if not args.weight:
+        return None, mask
+    weight = read_image(args.weight, "weight map", hdu=args.weight_hdu)
+    if weight.shape != image.shape:
+        raise ToolError(f"the weight map is {weight.shape[1]} x {weight.shape[0]} pixels but "
+                        f"the image is {image.shape[1]} x {image.shape[0]}; they must have the "
+                        "same shape")
+    raw = np.where(weight.invalid, np.nan, weight.data) if weight.invalid is not None \
+        else weight.data
+    variance, bad, sigfac = variance_map(raw, args.weight_type, args.weight_thresh,
+                                         image.data, mask, args.back_size, args.back_filtersize)
+    log(f"weight map ({args.weight_type}, {weight.description}): {int(bad.sum())} bad "
+        f"pixel(s); variance rescaled by {sigfac ** 2:.5g}")
+    mask = bad if mask is None else (mask | bad)
+    if mask.all():
+        raise ToolError("every pixel of the image is masked or has a bad weight")
+    return variance, mask
+
+
+def flag_map(args, image):
+    """(flag map, FLAG_TYPE) of --flag-image, or None (main's helper)."""
+    if not args.flag_image:
+        return None
+    flags = check_flag_image(read_image(args.flag_image, "flag image", hdu=args.flag_hdu),
+                             image.shape)
+    log(f"flag image: {int((flags != 0).sum())} flagged pixel(s); IMAFLAGS_ISO = "
+        f"{args.flag_type.upper()} over each footprint")
+    return flags, args.flag_type
 
 
 def write_outputs(out, args, image, result):
@@ -438,15 +519,17 @@ def main(argv=None):
     mask = detection_mask(image, args.mask, args.mask_thresh)
     zeropoint, zp_source = choose_zeropoint(args.zeropoint, image.header)
     saturation, sat_source = choose_saturation(args.saturation, image.header)
-    detection = Detection(args.thresh, args.err_model, args.minarea, args.filter_type,
+    filter_type = args.filter_type or ("conv" if args.weight else "matched")
+    detection = Detection(args.thresh, args.err_model, args.minarea, filter_type,
                           args.deblend_nthresh, args.deblend_cont, not args.no_clean,
                           args.clean_param)
-    photometry = Photometry(zeropoint, args.gain, saturation, args.kron_factor,
-                            args.kron_min_radius)
+    photometry = Photometry(zeropoint, choose_gain(args.gain, image.header, args.weight),
+                            saturation, args.kron_factor, args.kron_min_radius)
     stars = StarGalaxy(args.seeing_fwhm, choose_pixel_scale(args.pixel_scale, image),
                        read_nnw(args.nnw))
+    variance, mask = weight_variance(args, image, mask)
     result = extract_sources(image, mask, kernel, args.back_size, args.back_filtersize,
-                             detection, photometry, stars)
+                             detection, photometry, stars, variance, flag_map(args, image))
     log(f"zero point {zeropoint:g} ({zp_source}); saturation "
         f"{'none' if saturation is None else f'{saturation:g}'} ({sat_source})")
     with Outputs() as out:

@@ -13,6 +13,11 @@ sextractor_class_star.param, SEEING_FWHM and PIXEL_SCALE given:
 - sextractor_class_star_sep.cat: sep_image.fits, SEEING_FWHM 1.2, PIXEL_SCALE 0.3;
 - sextractor_class_star_mosaic3.cat: mosaic3_z_ccd3.fits (a plain float32 copy: SExtractor
   reads no tile-compressed file), SEEING_FWHM 1.3, PIXEL_SCALE 0.262, SATUR_LEVEL 47200.
+
+Weights and flags: sextractor_weights_mosaic3.cat, the Mosaic3 CCD with its inverse-variance
+map (mosaic3_z_ccd3_oow.fits, WEIGHT_TYPE MAP_WEIGHT) and its DQ map
+(mosaic3_z_ccd3_ood.fits, FLAG_IMAGE, FLAG_TYPE OR), the columns of
+sextractor_weights.param, SEEING_FWHM 1.3, PIXEL_SCALE 0.262, GAIN 0.
 """
 
 import os
@@ -43,11 +48,13 @@ def sextractor(images, catalog, *options):
 
 
 def plain_copy(name, folder):
-    """A plain float32 copy of a tile-compressed image (its first HDU with data)."""
+    """A plain copy of a tile-compressed image (its first HDU with data): float32, or int32
+    for a flag map."""
     with fits.open(os.path.join(DATA, name)) as hdul:
         hdu = next(h for h in hdul if h.is_image and h.data is not None)
         path = os.path.join(folder, name.replace(".fits", "_plain.fits"))
-        fits.PrimaryHDU(hdu.data.astype(np.float32), hdu.header).writeto(path, overwrite=True)
+        kind = np.int32 if hdu.data.dtype.kind in "iu" else np.float32
+        fits.PrimaryHDU(hdu.data.astype(kind), hdu.header).writeto(path, overwrite=True)
     return path
 
 
@@ -62,8 +69,20 @@ def class_star_references():
                    "-SATUR_LEVEL", "47200")
 
 
+def weight_references():
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        image, weight, flags = (plain_copy(name, folder) for name in (
+            "mosaic3_z_ccd3.fits", "mosaic3_z_ccd3_oow.fits", "mosaic3_z_ccd3_ood.fits"))
+        sextractor(image, "sextractor_weights_mosaic3.cat", "-PARAMETERS_NAME",
+                   "sextractor_weights.param", "-SEEING_FWHM", "1.3", "-PIXEL_SCALE", "0.262",
+                   "-SATUR_LEVEL", "47200", "-WEIGHT_TYPE", "MAP_WEIGHT", "-WEIGHT_IMAGE",
+                   weight, "-FLAG_IMAGE", flags, "-FLAG_TYPE", "OR")
+
+
 if __name__ == "__main__":
     measurement_image()
     sextractor("sep_image.fits", "sextractor_dual_detection.cat")
     sextractor("sep_image.fits,sep_measure.fits", "sextractor_dual_measure.cat")
     class_star_references()
+    weight_references()

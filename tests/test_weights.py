@@ -1,0 +1,152 @@
+"""Weight maps and flag images in sep_extract: against SExtractor 2.25 on a Legacy Surveys
+CCD with its inverse variance and DQ maps, each weight type, bad pixels, the weight as
+another HDU of the image's file, each flag combination, and every bad input."""
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from scipy.spatial import cKDTree
+
+import sep_extract
+from astro_catalogs import read_catalog
+from astro_stellarity import footprint_pixels
+from astro_weights import combine_flags
+from conftest import data_path
+
+MOSAIC = data_path("mosaic3_z_ccd3.fits")
+WEIGHT = data_path("mosaic3_z_ccd3_oow.fits")
+FLAGS = data_path("mosaic3_z_ccd3_ood.fits")
+
+
+def extract(run_script, tmp_path, image, *extra, name="cat.tab"):
+    out = tmp_path / name
+    result = run_script(sep_extract, ["--image", image, "--catalog", out, "--deblend-cont",
+                                      "1", *extra])
+    result.catalog = read_catalog(str(out)) if result.status == 0 else None
+    result.path = out
+    return result
+
+
+def test_against_sextractor_with_map_weight_and_a_flag_image(run_script, tmp_path):
+    """SExtractor 2.25, WEIGHT_TYPE MAP_WEIGHT with the CCD's inverse variance, FLAG_IMAGE
+    its DQ map, the header's GAIN (tests/make_sextractor_references.py)."""
+    result = extract(run_script, tmp_path, MOSAIC, "--weight", WEIGHT, "--flag-image", FLAGS,
+                     "--seeing-fwhm", "1.3", "--pixel-scale", "0.262", "--saturation", "47200")
+    assert result.status == 0, result.err
+    ours, theirs = result.catalog, read_catalog(data_path("sextractor_weights_mosaic3.cat"))
+    assert ours.nrows == theirs.nrows == 8  # the unweighted run finds 9
+    distance, index = cKDTree(np.column_stack([ours["X_IMAGE"], ours["Y_IMAGE"]])).query(
+        np.column_stack([theirs["X_IMAGE"], theirs["Y_IMAGE"]]))
+    assert np.all(distance < 0.05)
+    flux = ours["FLUX_AUTO"][index] / theirs["FLUX_AUTO"] - 1
+    # the footprints of the detection with per-pixel thresholds differ from SExtractor's by
+    # a few pixels for some objects: their centres move by up to 0.04 px and FLUX_AUTO by
+    # up to 2 % (the faintest); the photometry itself is SExtractor's to 1e-5
+    assert np.all(np.abs(flux) < 0.03) and np.median(np.abs(flux)) < 0.005
+    same_place = distance < 0.001  # where the footprints agree, the fluxes are SExtractor's
+    assert same_place.sum() >= 2 and np.all(np.abs(flux[same_place]) < 1e-5)
+    error = ours["FLUXERR_AUTO"][index] / theirs["FLUXERR_AUTO"] - 1
+    assert np.all(np.abs(error) < 0.06)
+    np.testing.assert_array_equal(ours["IMAFLAGS_ISO"], 0)  # this cutout's DQ is all 0
+    assert list(ours)[-3:] == ["IMAFLAGS_ISO", "NIMAFLAGS_ISO", "FLAGS"]
+    assert "gain 1.91 from the header's GAIN" in result.out
+
+
+def test_a_variance_equal_to_the_sky_gives_the_plain_catalog(run_script, tmp_path):
+    plain = extract(run_script, tmp_path, data_path("sep_image.fits"), "--filter-type", "conv",
+                    name="plain.tab").catalog
+    variance = tmp_path / "var.fits"
+    fits.PrimaryHDU(np.full((256, 256), 65.4617 ** 2, dtype=np.float32)).writeto(variance)
+    for kind, values in (("map_var", 65.4617 ** 2), ("map_rms", 65.4617),
+                         ("map_weight", 1 / 7.0)):
+        path = tmp_path / f"{kind}.fits"
+        fits.PrimaryHDU(np.full((256, 256), values, dtype=np.float32)).writeto(path)
+        weighted = extract(run_script, tmp_path, data_path("sep_image.fits"), "--weight", path,
+                           "--weight-type", kind, name=f"{kind}.tab")
+        assert weighted.status == 0, weighted.err
+        assert weighted.catalog.nrows == plain.nrows, kind
+        np.testing.assert_allclose(weighted.catalog["FLUX_AUTO"], plain["FLUX_AUTO"],
+                                   rtol=1e-5, err_msg=kind)
+        np.testing.assert_allclose(weighted.catalog["FLUXERR_AUTO"], plain["FLUXERR_AUTO"],
+                                   rtol=2e-3, err_msg=kind)
+
+
+def test_zero_weight_pixels_are_left_out(run_script, tmp_path):
+    weight = np.ones((256, 256), dtype=np.float32)
+    weight[170:200, 220:250] = 0  # the saturated star at (233, 183), 1-based
+    path = tmp_path / "w.fits"
+    fits.PrimaryHDU(weight).writeto(path)
+    result = extract(run_script, tmp_path, data_path("sep_image.fits"), "--weight", path)
+    assert result.status == 0, result.err
+    assert "900 bad pixel(s)" in result.out
+    x, y = result.catalog["X_IMAGE"], result.catalog["Y_IMAGE"]
+    inside = (x > 220) & (x < 251) & (y > 170) & (y < 201)
+    assert not inside.any()
+
+
+def test_the_weight_as_another_hdu_of_the_image_file(run_script, tmp_path):
+    """A DES-like coadd: SCI in HDU 0, WGT in HDU 1, CHECKSUM and DATASUM twice."""
+    science = fits.getdata(MOSAIC, 1)
+    weight = fits.getdata(WEIGHT, 1)
+    header = fits.Header([("CHECKSUM", "A"), ("DATASUM", "1"), ("CHECKSUM", "B"),
+                          ("DATASUM", "2")])
+    path = tmp_path / "coadd.fits"
+    fits.HDUList([fits.PrimaryHDU(science, header),
+                  fits.ImageHDU(weight, name="WGT")]).writeto(path)
+    separate = extract(run_script, tmp_path, MOSAIC, "--weight", WEIGHT, name="a.tab")
+    same_file = extract(run_script, tmp_path, path, "--hdu", "0", "--weight", path,
+                        "--weight-hdu", "1", name="b.tab")
+    assert same_file.status == 0, same_file.err
+    np.testing.assert_allclose(same_file.catalog["FLUX_AUTO"], separate.catalog["FLUX_AUTO"],
+                               rtol=1e-4)
+
+
+def test_flag_combinations():
+    segmap = np.zeros((4, 6), dtype=np.int32)
+    segmap[1:3, 0:3] = 1  # object 1: 6 pixels
+    segmap[1:3, 4:6] = 2  # object 2: 4 pixels, no flags
+    flags = np.zeros((4, 6), dtype=np.int64)
+    flags[1, 0], flags[1, 1], flags[2, 0], flags[2, 2] = 4, 6, 4, 1
+    labels, index = footprint_pixels(segmap)
+    expected = {"or": ([7, 0], [4, 0]), "and": ([0, 0], [4, 0]), "min": ([1, 0], [1, 0]),
+                "max": ([6, 0], [1, 0]), "most": ([4, 0], [2, 0])}
+    for kind, (combined, counted) in expected.items():
+        result = combine_flags(flags, labels, index, 2, kind)
+        assert [list(r) for r in result] == [combined, counted], kind
+
+
+def test_imaflags_over_the_footprint(run_script, tmp_path):
+    flags = np.zeros((256, 256), dtype=np.int16)
+    flags[180:186, 230:236] = 2  # SATUR_R-like bits over the star's core
+    flags[0:10, 0:10] = 8
+    path = tmp_path / "flags.fits"
+    fits.PrimaryHDU(flags).writeto(path)
+    result = extract(run_script, tmp_path, data_path("sep_image.fits"), "--flag-image", path,
+                     "--flag-type", "or")
+    catalog = result.catalog
+    star = np.argmin(np.hypot(catalog["X_IMAGE"] - 233, catalog["Y_IMAGE"] - 183))
+    assert catalog["IMAFLAGS_ISO"][star] == 2 and catalog["NIMAFLAGS_ISO"][star] == 36
+    assert (catalog["IMAFLAGS_ISO"] > 0).sum() <= 2
+
+
+@pytest.mark.parametrize("case, message", [
+    ("shape", "Error: the weight map is 120 x 100 pixels but the image is 256 x 256"),
+    ("zeros", "Error: the weight map has no usable pixel: every value is bad for MAP_WEIGHT"),
+    ("negative", "Error: the weight map has no usable pixel"),
+    ("float flags", "Error: the flag image must hold whole, non-negative numbers"),
+    ("flag shape", "Error: the flag image is 120 x 100 pixels but the image is 256 x 256"),
+])
+def test_bad_weights_and_flags(run_script, tmp_path, case, message):
+    zeros, negative, floats = (tmp_path / f"{n}.fits" for n in ("z", "n", "f"))
+    fits.PrimaryHDU(np.zeros((256, 256), dtype=np.float32)).writeto(zeros)
+    fits.PrimaryHDU(np.full((256, 256), -1.0, dtype=np.float32)).writeto(negative)
+    fits.PrimaryHDU(np.full((256, 256), 0.5, dtype=np.float32)).writeto(floats)
+    argv = {"shape": ["--weight", data_path("mask_wrong_shape.fits")],
+            "zeros": ["--weight", zeros], "negative": ["--weight", negative],
+            "float flags": ["--flag-image", floats],
+            "flag shape": ["--flag-image", data_path("mask_wrong_shape.fits")]}[case]
+    result = extract(run_script, tmp_path, data_path("sep_image.fits"), *argv)
+    assert result.status == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.err
+    assert not result.path.exists()
