@@ -37,9 +37,23 @@ class Catalog(dict):
     """A catalog: column name -> 1-D numpy array, all of one length, in file order.
 
     lines: the file line of each row (for messages), or None for a computed catalog.
+    Each numeric column read from a text file remembers its text: while the column is the
+    very array that was read (or taken from it by take), it is written back as that text.
     """
 
     lines = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._text = {}
+
+    def remember_text(self, name, text):
+        self._text[name] = (self[name], text)
+
+    def text_of(self, name):
+        """The column's original text, if the column is still the array it was read as."""
+        values, text = self._text.get(name, (None, None))
+        return text if values is not None and self.get(name) is values else None
 
     @property
     def nrows(self):
@@ -56,6 +70,10 @@ class Catalog(dict):
         taken = Catalog((name, values[index]) for name, values in self.items())
         if self.lines is not None:
             taken.lines = np.asarray(self.lines)[index]
+        for name in self:
+            text = self.text_of(name)
+            if text is not None:
+                taken.remember_text(name, text[index])
         return taken
 
     def insert_before(self, before, name, values):
@@ -90,6 +108,23 @@ class Catalog(dict):
             raise ToolError(f"{what}: {self.row_name(bad)} has a NaN or infinite {name} "
                             f"({values[bad]}); fix or remove that row")
         return values
+
+
+def stack_catalogs(first, second):
+    """The rows of `first`, then those of `second`, in first's columns (a column second
+    lacks gets NaN): every value kept exactly, and read text kept as it was."""
+    joined = Catalog()
+    for name, values in first.items():
+        other = second[name] if name in second else None
+        joined[name] = stack_missing(values, second.nrows) if other is None \
+            else stack_columns(values, other)
+        text = first.text_of(name)
+        if text is not None and joined[name].dtype.kind == "f":
+            rest = np.full(second.nrows, "nan") if other is None else second.text_of(name)
+            if rest is None:
+                rest = np.array(_column_text(name, np.asarray(other, dtype=float), None))
+            joined.remember_text(name, np.concatenate([text, rest]))
+    return joined
 
 
 def stack_columns(first, second):
@@ -141,9 +176,16 @@ def write_catalog(path, catalog, formats=None, comments=()):
         handle.write("#" + "\t".join(names) + "\n")
         handle.writelines(f"# {line}\n" for line in comments)
         if catalog.nrows:
-            columns = [_column_text(name, np.asarray(catalog[name]), formats.get(name))
-                       for name in names]
+            columns = [_written_text(catalog, name, formats.get(name)) for name in names]
             handle.writelines("\t".join(row) + "\n" for row in zip(*columns))
+
+
+def _written_text(catalog, name, fmt):
+    """A column as text: as it was read where it is unchanged, else formatted."""
+    text = catalog.text_of(name) if isinstance(catalog, Catalog) and fmt is None else None
+    if text is not None:
+        return text.tolist()
+    return _column_text(name, np.asarray(catalog[name]), fmt)
 
 
 def _column_text(name, values, fmt):
@@ -231,6 +273,9 @@ def _parse_rows(names, rows, what):
     table = np.array(fields, dtype=str).reshape(len(rows), len(names))
     catalog = Catalog((name, _typed_column(name, table[:, k])) for k, name in enumerate(names))
     catalog.lines = np.array([number for number, _ in rows], dtype=np.int64)
+    for k, name in enumerate(names):
+        if catalog[name].dtype.kind == "f":  # written back as it came in while unchanged
+            catalog.remember_text(name, table[:, k])
     return catalog
 
 

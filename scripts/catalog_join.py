@@ -16,9 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from astro_catalogs import (  # noqa: E402
-    Catalog, read_catalog, stack_columns, stack_missing, write_catalog,
-)
+from astro_catalogs import read_catalog, stack_catalogs, write_catalog  # noqa: E402
 from astro_common import (  # noqa: E402
     finite_float, log, new_parser, non_negative_float, Outputs, positive_float, run_cli,
 )
@@ -152,7 +150,7 @@ def correct_sizes(primary, secondary, correction):
     Returns (corrected catalog, number replaced, number reduced).
     """
     c = correction
-    out = Catalog((name, np.array(values, copy=True)) for name, values in primary.items())
+    out = primary.take(np.arange(primary.nrows))  # copies that keep their read text
     match = nearest_within(peaks(primary), peaks(secondary), c.match_radius)
     matched = match >= 0
     size_p = kron_size(primary)
@@ -161,12 +159,13 @@ def correct_sizes(primary, secondary, correction):
         else np.ones(primary.nrows)
     replace = matched & ((size_p - size_s) / size_s > c.frac_tol)
     for name in SHAPE_COLUMNS:
-        if name in out and name in secondary:
+        if name in out and name in secondary and replace.any():
+            out[name] = np.array(out[name], copy=True)  # a new array: written as computed
             out[name][replace] = secondary[name][j[replace]]
     enlarge = replace & (size_p / (c.scale_cor * size_s) - 1.0 > c.frac_tol)
-    out["KRON_RADIUS"][enlarge] = c.scale_cor * secondary["KRON_RADIUS"][j[enlarge]]
-
     reduce = ~matched
+    out["KRON_RADIUS"] = np.array(out["KRON_RADIUS"], copy=True)
+    out["KRON_RADIUS"][enlarge] = c.scale_cor * secondary["KRON_RADIUS"][j[enlarge]]
     kron = out["KRON_RADIUS"]
     kron[reduce] *= c.redu_coef
     area = out["A_IMAGE"]
@@ -218,10 +217,7 @@ def merge(first, second, add):
     """
     added = second.take(add)
     start = max(first.nrows, int(first["NUMBER"].max()) if first.nrows else 0) + 1
-    joined = Catalog()
-    for name, values in first.items():
-        joined[name] = stack_columns(values, added[name]) if name in added else \
-            stack_missing(values, added.nrows)
+    joined = stack_catalogs(first, added)
     joined["NUMBER"] = np.concatenate([first["NUMBER"],
                                        np.arange(start, start + added.nrows)]).astype(np.int64)
     # a catalog that is itself a join keeps its SOURCE values; the new rows get the next one
@@ -258,7 +254,8 @@ def join_catalogs(first, second, settings, correction):
 def shrink_added(joined, factor, min_size):
     """CluSex joincat -i: added objects' K x factor, with K x A >= min_size."""
     added = joined["SOURCE"] == joined["SOURCE"].max()
-    kron, area = joined["KRON_RADIUS"], joined["A_IMAGE"]
+    kron = joined["KRON_RADIUS"] = np.array(joined["KRON_RADIUS"], dtype=float)  # computed
+    area = joined["A_IMAGE"]
     kron[added] *= factor
     small = added & (kron * area < min_size) & (area > 0)
     kron[small] = min_size / area[small]

@@ -91,6 +91,7 @@ PASSED_THROUGH = {
     "ALPHAWIN_J2000": ["150.12345678912345", "150.22222222222222"],
     "MJD": ["57466.3320138889", "57466.332013889"],
     "FIELD": ["COSMOS-1", "COSMOS 2"],
+    "ZP_CALIB": ["25.000", "24.9100"],  # numbers written with trailing zeros keep them
 }
 
 
