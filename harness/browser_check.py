@@ -1,6 +1,7 @@
 """A person's view of the suite in Galaxy's web UI, checked with headless Chromium.
 
-Opens the tool form of sep_extract and the list of published workflows in Debian's
+Opens the tool form of sep_extract, the list of published workflows and the suite's welcome
+page in Debian's
 Chromium (installed with apt-get when missing), asserts that the form's parameters and
 the workflow names are on the rendered page, and keeps screenshots in test-output/.
 """
@@ -23,7 +24,12 @@ PAGES = {
     "workflows": ("/workflows/list_published",
                   ["Hot/cold source catalog with masks and local sky",
                    "Sources in a DESI Legacy Surveys cutout",
-                   "Hot/cold catalog of a DESI Legacy Surveys cutout"]),
+                   "Hot/cold catalog of a DESI Legacy Surveys cutout",
+                   "Colours of the sources in a DESI Legacy Surveys cutout",
+                   "Hot/cold catalog and morphology of every galaxy"]),
+    "welcome": ("/static/welcome.html",
+                ["Astronomy source extraction for Galaxy", "Forced photometry in every band",
+                 "Measure galaxy morphology", "/static/images/ellipse_overlay_example.jpg"]),
 }
 
 
@@ -77,7 +83,7 @@ def check(galaxy_url, output_dir):
 
 HELP_PICTURES = ("sep_extract_example.jpg", "catalog_join_example.jpg",
                  "mask_build_example.jpg", "ellipse_overlay_example.jpg",
-                 "sky_compute_example.jpg")
+                 "sky_compute_example.jpg", "forced_photometry_example.png")
 
 
 def help_pictures(galaxy_url):
@@ -87,8 +93,9 @@ def help_pictures(galaxy_url):
     for name in HELP_PICTURES:
         try:
             with urllib.request.urlopen(f"{galaxy_url}/static/images/{name}", timeout=30) as r:
-                if not r.read(3).startswith(b"\xff\xd8"):
-                    problems.append(f"help picture {name} is not a JPEG")
+                head = r.read(4)
+                if not (head.startswith(b"\xff\xd8") or head == b"\x89PNG"):
+                    problems.append(f"help picture {name} is not a JPEG or PNG")
         except OSError as err:
             problems.append(f"help picture {name}: {err}")
     return problems

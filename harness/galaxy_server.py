@@ -59,7 +59,8 @@ def write_job_conf(path, job_env):
 
 def static_folder(workdir):
     """Galaxy's own static files with the suite's pictures added to images/ (the example
-    pictures of the tools' help, /static/images/<name>), as links in one folder."""
+    pictures of the tools' help, /static/images/<name>) and the suite's welcome page, as
+    links in one folder."""
     import importlib.util
     base = importlib.util.find_spec("galaxy.webapps.base").submodule_search_locations[0]
     galaxy_static = os.path.join(base, "static")
@@ -67,7 +68,9 @@ def static_folder(workdir):
     images = os.path.join(folder, "images")
     os.makedirs(images, exist_ok=True)
     links = [(os.path.join(galaxy_static, name), os.path.join(folder, name))
-             for name in os.listdir(galaxy_static) if name != "images"]
+             for name in os.listdir(galaxy_static) if name not in ("images", "welcome.html")]
+    links.append((os.path.join(REPO, "static", "welcome.html"),
+                  os.path.join(folder, "welcome.html")))  # the suite's welcome page
     for source in (os.path.join(galaxy_static, "images"), os.path.join(REPO, "static", "images")):
         links += [(os.path.join(source, name), os.path.join(images, name))
                   for name in os.listdir(source)]
