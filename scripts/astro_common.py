@@ -97,32 +97,21 @@ def finite_float(text):
     return _number(text, float)
 
 
-def positive_float(text):
-    value = _number(text, float)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive (got {value})")
-    return value
+def _signed(kind, allow_zero):
+    """A type helper for positive (or non-negative) numbers of a kind."""
+    def check(text):
+        value = _number(text, kind)
+        if value < 0 or (value == 0 and not allow_zero):
+            raise argparse.ArgumentTypeError(
+                f"must {'not be negative' if allow_zero else 'be positive'} (got {value})")
+        return value
+    return check
 
 
-def non_negative_float(text):
-    value = _number(text, float)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative (got {value})")
-    return value
-
-
-def positive_int(text):
-    value = _number(text, int)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive (got {value})")
-    return value
-
-
-def non_negative_int(text):
-    value = _number(text, int)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative (got {value})")
-    return value
+positive_float = _signed(float, allow_zero=False)
+non_negative_float = _signed(float, allow_zero=True)
+positive_int = _signed(int, allow_zero=False)
+non_negative_int = _signed(int, allow_zero=True)
 
 
 def between(low, high, kind=float, unit=""):
