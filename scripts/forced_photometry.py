@@ -495,18 +495,19 @@ def add_colours(catalog, names, diameters, colour_aperture):
             catalog[colour_name(first, second, "_APER_ERR")] = errors
 
 
-def band_list(args):
-    """The Band of every image (main's helper: names from options, headers or labels)."""
+def band_list(images, names, labels, zeropoints, weights, masks):
+    """The Band of every image: its name from the options, its header or its label; the
+    lists of options are empty or one per image (one zero point may serve them all)."""
     bands = []
-    for index, path in enumerate(args.image):
+    for index, path in enumerate(images):
         header = read_image(path, f"image {index + 1}").header
-        name = band_name(header, args.band[index] if args.band else None,
-                         args.label[index] if args.label else None, index)
+        name = band_name(header, names[index] if names else None,
+                         labels[index] if labels else None, index)
         zeropoint = None
-        if args.zeropoint:
-            zeropoint = args.zeropoint[index if len(args.zeropoint) > 1 else 0]
-        weight = args.weight[index] if args.weight else None
-        mask = args.mask[index] if args.mask else None
+        if zeropoints:
+            zeropoint = zeropoints[index if len(zeropoints) > 1 else 0]
+        weight = weights[index] if weights else None
+        mask = masks[index] if masks else None
         bands.append(Band(name, path, zeropoint, _optional(weight, "weight"),
                           _optional(mask, "mask")))
     names = [b.name for b in bands]
@@ -528,7 +529,8 @@ def _optional(path, what):
 def main(argv=None):
     args = parse_args(argv)
     catalog = read_catalog(args.catalog, "the catalog")
-    bands = band_list(args)
+    bands = band_list(args.image, args.band, args.label, args.zeropoint, args.weight,
+                      args.mask)
     names = [b.name for b in bands]
     if args.cmd_colour and (args.cmd_colour.count("-") != 1 or any(
             b not in names for b in args.cmd_colour.split("-"))):

@@ -454,20 +454,20 @@ def extract_sources(image, mask, kernel, back_size, back_filtersize, detection, 
                       segmap, data_sub, mask)
 
 
-def weight_variance(args, image, mask):
-    """The variance map of --weight and the mask with its bad pixels (main's helper)."""
-    if not args.weight:
+def weight_variance(path, hdu, kind, thresh, image, mask, back_size, back_filtersize):
+    """The variance map of a weight map file and the mask with its bad pixels added."""
+    if not path:
         return None, mask
-    weight = read_image(args.weight, "weight map", hdu=args.weight_hdu)
+    weight = read_image(path, "weight map", hdu=hdu)
     if weight.shape != image.shape:
         raise ToolError(f"the weight map is {weight.shape[1]} x {weight.shape[0]} pixels but "
                         f"the image is {image.shape[1]} x {image.shape[0]}; they must have the "
                         "same shape")
     raw = np.where(weight.invalid, np.nan, weight.data) if weight.invalid is not None \
         else weight.data
-    variance, bad, sigfac = variance_map(raw, args.weight_type, args.weight_thresh,
-                                         image.data, mask, args.back_size, args.back_filtersize)
-    log(f"weight map ({args.weight_type}, {weight.description}): {int(bad.sum())} bad "
+    variance, bad, sigfac = variance_map(raw, kind, thresh, image.data, mask, back_size,
+                                         back_filtersize)
+    log(f"weight map ({kind}, {weight.description}): {int(bad.sum())} bad "
         f"pixel(s); variance rescaled by {sigfac ** 2:.5g}")
     mask = bad if mask is None else (mask | bad)
     if mask.all():
@@ -475,15 +475,14 @@ def weight_variance(args, image, mask):
     return variance, mask
 
 
-def flag_map(args, image):
-    """(flag map, FLAG_TYPE) of --flag-image, or None (main's helper)."""
-    if not args.flag_image:
+def flag_map(path, hdu, kind, shape):
+    """(flag map, FLAG_TYPE) of a flag image file, or None without one."""
+    if not path:
         return None
-    flags = check_flag_image(read_image(args.flag_image, "flag image", hdu=args.flag_hdu),
-                             image.shape)
+    flags = check_flag_image(read_image(path, "flag image", hdu=hdu), shape)
     log(f"flag image: {int((flags != 0).sum())} flagged pixel(s); IMAFLAGS_ISO = "
-        f"{args.flag_type.upper()} over each footprint")
-    return flags, args.flag_type
+        f"{kind.upper()} over each footprint")
+    return flags, kind
 
 
 def write_outputs(out, args, image, result):
@@ -527,9 +526,12 @@ def main(argv=None):
                             saturation, args.kron_factor, args.kron_min_radius)
     stars = StarGalaxy(args.seeing_fwhm, choose_pixel_scale(args.pixel_scale, image),
                        read_nnw(args.nnw))
-    variance, mask = weight_variance(args, image, mask)
+    variance, mask = weight_variance(args.weight, args.weight_hdu, args.weight_type,
+                                     args.weight_thresh, image, mask, args.back_size,
+                                     args.back_filtersize)
+    flags = flag_map(args.flag_image, args.flag_hdu, args.flag_type, image.shape)
     result = extract_sources(image, mask, kernel, args.back_size, args.back_filtersize,
-                             detection, photometry, stars, variance, flag_map(args, image))
+                             detection, photometry, stars, variance, flags)
     log(f"zero point {zeropoint:g} ({zp_source}); saturation "
         f"{'none' if saturation is None else f'{saturation:g}'} ({sat_source})")
     with Outputs() as out:
