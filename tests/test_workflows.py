@@ -61,3 +61,21 @@ def test_every_step_has_a_position_and_none_overlap():
                 if origin in steps:
                     assert steps[origin]["position"]["left"] < step["position"]["left"], \
                         f"{os.path.basename(path)}: {name} is not right of {origin}"
+
+
+def test_no_workflow_repeats_a_key():
+    """YAML keeps the last of two equal keys without a word: a step's second `out` would
+    silently drop the first."""
+    class Strict(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
+        repeated = {k for k in keys if keys.count(k) > 1}
+        assert not repeated, f"line {node.start_mark.line + 1}: repeated {repeated}"
+        return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+    Strict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    for path in WORKFLOWS + sorted(glob.glob(os.path.join(REPO, "workflows", "*", "*.yml"))):
+        with open(path) as handle:
+            yaml.load(handle, Loader=Strict)
