@@ -114,6 +114,27 @@ def add_image_arguments(parser, help_text="FITS or TIFF image"):
     plane.add_argument("--band", help="plane of a cube by band name (BAND0, BAND1... keys)")
 
 
+def read_image_header(path, what="image", hdu=None):
+    """The header of the HDU read_image would read, without reading the pixels (a TIFF
+    has an empty one)."""
+    from astropy.io import fits
+    if sniff_image_format(path, what) != "fits":
+        return fits.Header()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with fits.open(path) as hdul:
+                if hdu is None:
+                    hdu = next((i for i, h in enumerate(hdul)
+                                if h.is_image and h.header.get("NAXIS", 0) >= 1), 0)
+                if not 0 <= hdu < len(hdul):
+                    raise ToolError(f"the {what} has {len(hdul)} HDU(s); HDU {hdu} does not "
+                                    "exist")
+                return _clean_header(hdul[hdu].header)
+    except (OSError, ValueError, TypeError) as err:
+        raise ToolError(f"the {what} is not a readable FITS file ({err})") from None
+
+
 def read_image_argument(args):
     """The image chosen by add_image_arguments' options (main's helper)."""
     return read_image(args.image, "image", hdu=args.hdu, plane=args.plane, band=args.band)

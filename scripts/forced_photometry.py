@@ -22,7 +22,7 @@ from astro_common import (  # noqa: E402
     run_cli, ToolError,
 )
 from astro_ellipses import axis_ratio  # noqa: E402
-from astro_images import read_image  # noqa: E402
+from astro_images import read_image, read_image_header  # noqa: E402
 from astro_photometry import (  # noqa: E402
     choose_zeropoint, estimate_background, MAG_UNDEFINED, magnitude_errors, magnitudes,
     run_sep,
@@ -500,7 +500,7 @@ def band_list(images, names, labels, zeropoints, weights, masks):
     lists of options are empty or one per image (one zero point may serve them all)."""
     bands = []
     for index, path in enumerate(images):
-        header = read_image(path, f"image {index + 1}").header
+        header = read_image_header(path, f"image {index + 1}")
         name = band_name(header, names[index] if names else None,
                          labels[index] if labels else None, index)
         zeropoint = None
