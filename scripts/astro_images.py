@@ -231,8 +231,13 @@ def _read_tiff_array(path, what, plane):
             data = series.asarray()
             axes = series.axes
     except Exception as err:
-        raise ToolError(f"the {what} is not a readable TIFF file ({err})") from None
+        hint = " (its compression needs the imagecodecs package)" \
+            if "imagecodecs" in str(err) else ""
+        raise ToolError(f"the {what} is not a readable TIFF file ({err}){hint}") from None
     data = np.asarray(data)
+    if data.ndim == 3 and data.shape[-1] == 2 and axes.endswith("S") and plane is None:
+        # grey + alpha: the grey channel is the image (the alpha channel is transparency)
+        return data[..., 0], "TIFF grey channel (its alpha channel left aside)"
     if data.ndim == 3 and data.shape[-1] in (3, 4) and axes.endswith("S"):
         kind = "RGB" if data.shape[-1] == 3 else "RGBA"
         if plane is None:

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from astro_catalogs import read_catalog  # noqa: E402
+from astro_catalogs import Catalog, read_catalog, write_catalog  # noqa: E402
 from astro_common import (  # noqa: E402
-    between, log, new_parser, non_negative_float, positive_float, run_cli, ServiceError,
-    ToolError,
+    between, log, new_parser, non_negative_float, Outputs, positive_float, run_cli,
+    ServiceError, ToolError,
 )
 from astro_ellipses import kron_size  # noqa: E402
 
@@ -102,6 +102,8 @@ def parse_args(argv=None):
     out.add_argument("--fits", action="store_true", help="FITS images, one per band")
     out.add_argument("--jpeg", action="store_true", help="colour JPEG")
     out.add_argument("--output-dir", required=True)
+    out.add_argument("--summary", help="table mode: a table of every row (ID, RA, DEC, SIDE, "
+                                       "STATUS ok/failed, FILES, MESSAGE)")
     args = parser.parse_args(argv)
     check_args(args)
     return args
@@ -416,9 +418,42 @@ def main(argv=None):
                        args.max_rows, args.max_class_star, args.stamp_scale,
                        args.table_pixscale)
     positions = table_positions(table, args.size, args.pixscale)
+    rows = stamps(positions, request, args.output_dir)
+    failed = [row for row in rows if row[4] == "failed"]
+    if args.summary:
+        with Outputs() as out:
+            write_catalog(out.path(args.summary), summary_catalog(rows))
+    note = f"; {len(failed)} failed (see the summary)" if failed else ""
+    log(f"wrote stamps of {len(rows) - len(failed)} objects ({args.layer}, "
+        f"{args.pixscale:g}\"/px){note}")
+    if failed and len(failed) == len(rows):
+        raise ServiceError(f"every stamp failed; the first: {failed[0][6]}")
+
+
+def stamps(positions, request, output_dir):
+    """Fetch every row's stamp; a row the service fails on is a 'failed' row of the
+    summary, not the end of the job. Rows: (id, ra, dec, side, status, files, message)."""
+    rows = []
     for number, ra, dec, side in positions:
-        cutout(ra, dec, side, side, request, args.output_dir, prefix=f"stamp_{number:05d}_")
-    log(f"wrote stamps of {len(positions)} objects ({args.layer}, {args.pixscale:g}\"/px)")
+        try:
+            names = cutout(ra, dec, side, side, request, output_dir,
+                           prefix=f"stamp_{number:05d}_")
+            rows.append((number, ra, dec, side, "ok", ",".join(names), "-"))
+        except ServiceError as err:
+            log(f"stamp {number} failed: {err}")
+            rows.append((number, ra, dec, side, "failed", "-", str(err).replace("\t", " ")))
+    return rows
+
+
+def summary_catalog(rows):
+    columns = list(zip(*rows)) if rows else [[]] * 7
+    return Catalog([("ID", np.array(columns[0], dtype=np.int64)),
+                    ("RA", np.array(columns[1], dtype=float)),
+                    ("DEC", np.array(columns[2], dtype=float)),
+                    ("SIDE", np.array(columns[3], dtype=np.int64)),
+                    ("STATUS", np.array(columns[4], dtype=str)),
+                    ("FILES", np.array(columns[5], dtype=str)),
+                    ("MESSAGE", np.array(columns[6], dtype=str))])
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from astropy.wcs import WCS
 
 import desi_cutout
 import fake_legacy_service
-from astro_catalogs import write_catalog
+from astro_catalogs import read_catalog, write_catalog
 from test_catalog_join import at, make_catalog  # noqa: I100,I201
 
 
@@ -183,3 +183,28 @@ def test_live_service_smoke(run_script, tmp_path, monkeypatch):
                    "--bands", "r", "--jpeg")
     assert result.status == 0, result.err
     assert fits.getdata(tmp_path / "out" / "r.fits").shape == (64, 64)
+
+
+def test_a_row_outside_the_footprint_is_a_failed_row(run_script, tmp_path, env):
+    """One row the service fails on is a failed row of the summary, not a failed job."""
+    table = tmp_path / "table.tab"
+    write_catalog(str(table), make_catalog([
+        at(10, 10, NUMBER=4, ALPHA_J2000=150.0, DELTA_J2000=2.0),
+        at(20, 20, NUMBER=7, ALPHA_J2000=150.0, DELTA_J2000=-85.0),  # outside: HTTP 500
+        at(30, 30, NUMBER=9, ALPHA_J2000=150.01, DELTA_J2000=2.01)]))
+    summary = tmp_path / "summary.tabular"
+    result = fetch(run_script, tmp_path, "--table", table, "--bands", "g", "--summary", summary)
+    assert result.status == 0, result.err
+    assert sorted(os.listdir(result.dir)) == ["stamp_00004_g.fits", "stamp_00009_g.fits"]
+    rows = read_catalog(str(summary))
+    assert list(rows["ID"]) == [4, 7, 9] and list(rows["STATUS"]) == ["ok", "failed", "ok"]
+    assert rows["MESSAGE"][1].startswith("the Legacy Surveys service failed 3 times: HTTP 500")
+    assert "wrote stamps of 2 objects" in result.out and "1 failed (see the summary)" in result.out
+
+
+def test_every_row_failing_fails_the_job(run_script, tmp_path, env):
+    table = tmp_path / "table.tab"
+    write_catalog(str(table), make_catalog([at(1, 1, ALPHA_J2000=150.0, DELTA_J2000=-85.0)]))
+    result = fetch(run_script, tmp_path, "--table", table, "--bands", "g")
+    assert result.status == 3
+    assert result.err.strip().startswith("Error: every stamp failed; the first: the Legacy")

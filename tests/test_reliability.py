@@ -361,3 +361,23 @@ def test_an_empty_answer_is_not_called_an_unknown_layer(run_script, tmp_path, se
 def test_http_client_errors_are_the_ones_caught():
     assert issubclass(http.client.IncompleteRead, http.client.HTTPException)
     assert issubclass(http.client.BadStatusLine, http.client.HTTPException)
+
+
+@pytest.mark.parametrize("compression", ["lzw", "zstd", "deflate"])
+def test_compressed_tiffs(tmp_path, compression):
+    import tifffile
+    data = fits.getdata(IMAGE).astype(np.float32)
+    path = tmp_path / f"{compression}.tiff"
+    tifffile.imwrite(path, data, compression=compression)
+    np.testing.assert_array_equal(read_image(str(path)).data, data)
+
+
+def test_grey_and_alpha_tiff_uses_the_grey_channel(tmp_path):
+    import tifffile
+    grey = (fits.getdata(IMAGE) // 256).astype(np.uint8)
+    path = tmp_path / "grey_alpha.tiff"
+    tifffile.imwrite(path, np.stack([grey, np.full_like(grey, 255)], axis=-1),
+                     photometric="minisblack", extrasamples=["unassalpha"])
+    image = read_image(str(path))
+    np.testing.assert_array_equal(image.data, grey.astype(np.float32))
+    assert "grey channel" in image.description
