@@ -6,6 +6,10 @@ non_negative_float, between, finite_float, existing_file) whose messages name th
 the value, and a parser whose error() raises the suite's one-line error. The scripts import
 the data layers beside it: astro_images, astro_catalogs, astro_ellipses, astro_regions and
 astro_pictures.
+
+Imports of astropy, scipy, matplotlib and sep are made inside the functions that need them,
+throughout the suite: a job pays only for what its outputs use (a Galaxy user mapping a
+tool over 500 stamps pays the start-up 500 times; bench/bench_startup.py).
 """
 
 import argparse

@@ -164,7 +164,8 @@ def gradient_sky(data, sky, labels, catalog, settings):
             ring, turned = choose_ring(sums, squares, counts)
             if turned or nrings == most:
                 break
-            nrings *= 2
+            # no sky pixel at all yet (a crowded or masked field): straight to the bound
+            nrings = most if counts.sum() == 0 else nrings * 2
         result[i] = ring_result(sums, squares, counts, ring, turned, inner[i], width)
     return result
 
