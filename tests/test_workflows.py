@@ -79,3 +79,16 @@ def test_no_workflow_repeats_a_key():
     for path in WORKFLOWS + sorted(glob.glob(os.path.join(REPO, "workflows", "*", "*.yml"))):
         with open(path) as handle:
             yaml.load(handle, Loader=Strict)
+
+
+def test_the_tool_shed_repository_ships_what_the_scripts_read():
+    """A Tool Shed install gets only the .shed.yml includes: the scripts, the CLASS_STAR
+    network and its licence, the macros, the help pictures."""
+    import fnmatch
+    with open(os.path.join(REPO, ".shed.yml")) as handle:
+        patterns = yaml.safe_load(handle)["include"]
+    needed = [os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, "scripts", "*"))
+              if not p.endswith("__pycache__")]
+    needed += ["macros.xml", "static/images/sky_compute_example.jpg"]
+    missing = [p for p in needed if not any(fnmatch.fnmatch(p, pat) for pat in patterns)]
+    assert not missing, missing
