@@ -134,3 +134,17 @@ def test_bad_inputs(run_script, tmp_path, galaxies, case, message):
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), result.err
     assert not result.out_path.exists()
+
+
+def test_a_psf_for_the_sersic_fit(run_script, tmp_path, galaxies):
+    from astropy.modeling.models import Moffat2D
+    image, catalog, seg = galaxies
+    yy, xx = np.mgrid[0:25, 0:25]
+    psf = tmp_path / "psf.fits"
+    fits.PrimaryHDU(Moffat2D(1.0, 12, 12, 1.5, 3.0)(xx, yy).astype(np.float32)).writeto(psf)
+    cat = read_catalog(str(catalog))
+    disc = int(cat["NUMBER"][np.argmin(np.abs(cat["X_IMAGE"] - 81))])
+    result = run(run_script, tmp_path, image, catalog, seg, "--psf", psf, "--numbers", disc)
+    assert result.status == 0, result.err
+    assert result.table.nrows == 1 and result.table["MORPH_FLAG"][0] == 0
+    assert result.table["SERSIC_N"][0] == pytest.approx(1.0, abs=0.3)  # the PSF is deconvolved
