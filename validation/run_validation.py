@@ -364,6 +364,8 @@ def main():
     with open(os.path.join(HERE, "report.md"), "w") as handle:
         handle.write("\n".join(report))
     print(f"wrote {os.path.join(HERE, 'report.md')}")
+    # section 3: injection and recovery (validation/injection.py; it also runs alone)
+    subprocess.run([sys.executable, os.path.join(HERE, "injection.py")], check=True)
 
 
 if __name__ == "__main__":
