@@ -23,7 +23,8 @@ from astro_common import (  # noqa: E402
 )
 from astro_ellipses import axis_ratio  # noqa: E402
 from astro_images import read_image, read_image_header  # noqa: E402
-from astro_photometry import (  # noqa: E402
+from astro_weights import variance_map, WEIGHT_TYPES  # noqa: E402,I100
+from astro_photometry import (  # noqa: E402,I100
     choose_zeropoint, estimate_background, MAG_UNDEFINED, magnitude_errors, magnitudes,
     run_sep,
 )
@@ -37,7 +38,6 @@ STAR_CLASS = 0.8            # CLASS_STAR at or above: drawn as a star in the dia
 FLAG_TRUNCATED = 16         # the AUTO aperture runs off the image
 FLAG_MASKED = 256           # masked or zero-weight pixels inside the AUTO aperture
 FLAG_NO_FLUX = 512          # FLUX_AUTO <= 0: no magnitude
-WEIGHT_TYPES = ("map_weight", "map_var", "map_rms")
 CLIP_SIGMA, CLIP_ROUNDS = 3.0, 10
 MAX_COLOUR_ERROR = 0.1      # mag: noisier galaxies do not enter the red-sequence fit
 
@@ -73,7 +73,8 @@ def parse_args(argv=None):
                         help="weight image of each image, in order ('none' for none)")
     parser.add_argument("--weight-type", default="map_var", choices=WEIGHT_TYPES,
                         help="map_var: variance; map_rms: RMS; map_weight: inverse variance "
-                             "up to a factor, scaled to the background variance (SExtractor)")
+                             "up to a factor (map_var and map_weight are rescaled to the "
+                             "image's noise, as SExtractor does)")
     parser.add_argument("--mask", action="append", default=[],
                         help="mask image of each image, in order ('none' for none): pixels "
                              "above 0 are left out of the sums")
@@ -213,24 +214,6 @@ def check_grid(image, reference, catalog, band):
                         "pixel grid; resample it first (e.g. with reproject or SWarp)")
 
 
-def variance_map(weight, weight_type, background_rms):
-    """Per-pixel variance from a weight image; zero or negative weights are bad pixels."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if weight_type == "map_var":
-            variance = weight.astype(np.float64)
-        elif weight_type == "map_rms":
-            variance = weight.astype(np.float64) ** 2
-        else:  # relative inverse variance, scaled so that its median is the sky's variance
-            variance = 1.0 / weight.astype(np.float64)
-    bad = ~np.isfinite(variance) | (variance <= 0)
-    if bad.all():
-        raise ToolError("the weight image has no usable pixel (all zero, negative or NaN)")
-    if weight_type == "map_weight":
-        variance *= background_rms ** 2 / np.median(variance[~bad])
-    variance[bad] = 0.0
-    return variance, bad
-
-
 def load_band(band, shape_of, catalog, reference, weight_type):
     image = read_image(band.image_path, f"image of band {band.name}")
     check_grid(image, reference, catalog, band.name)
@@ -291,7 +274,10 @@ def measure_band(image, mask, weight, weight_type, apertures, diameters, zeropoi
     data_sub = image.data - bkg.back(dtype=image.data.dtype)
     err = bkg.globalrms
     if weight is not None:
-        variance, bad = variance_map(weight.data, weight_type, bkg.globalrms)
+        raw = weight.data if weight.invalid is None \
+            else np.where(weight.invalid, np.nan, weight.data)
+        variance, bad, _ = variance_map(raw, weight_type, None, image.data, mask, back_size,
+                                        back_filtersize)
         mask = mask | bad
         err = np.sqrt(variance).astype(image.data.dtype)
     p = apertures
