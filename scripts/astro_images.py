@@ -83,9 +83,9 @@ def _sniff_compressed(path, head, what):
 def read_image(path, what="image", hdu=None, plane=None, band=None):
     """Read a 2-D image from a FITS or TIFF file.
 
-    hdu: FITS HDU index (default: the first HDU holding an image). plane (0-based) or
-    band (matched against BAND0, BAND1, ... header keys) select one plane of a 3-D cube
-    or of a multi-channel TIFF.
+    hdu: FITS HDU index or EXTNAME (default: the first HDU holding an image). plane
+    (0-based) or band (matched against BAND0, BAND1, ... header keys) select one plane of a
+    3-D cube or of a multi-channel TIFF.
     """
     kind = sniff_image_format(path, what)
     if kind == "fits":
@@ -108,7 +108,8 @@ def read_image(path, what="image", hdu=None, plane=None, band=None):
 def add_image_arguments(parser, help_text="FITS or TIFF image"):
     """--image and the choice of HDU and plane, as every script takes them."""
     parser.add_argument("--image", required=True, help=help_text)
-    parser.add_argument("--hdu", type=int, help="FITS HDU (default: first HDU with an image)")
+    parser.add_argument("--hdu", type=hdu_argument,
+                        help="FITS HDU, number or name (default: first HDU with an image)")
     plane = parser.add_mutually_exclusive_group()
     plane.add_argument("--plane", type=int, help="plane of a 3-D cube or TIFF (0-based)")
     plane.add_argument("--band", help="plane of a cube by band name (BAND0, BAND1... keys)")
@@ -127,10 +128,7 @@ def read_image_header(path, what="image", hdu=None):
                 if hdu is None:
                     hdu = next((i for i, h in enumerate(hdul)
                                 if h.is_image and h.header.get("NAXIS", 0) >= 1), 0)
-                if not 0 <= hdu < len(hdul):
-                    raise ToolError(f"the {what} has {len(hdul)} HDU(s); HDU {hdu} does not "
-                                    "exist")
-                return _clean_header(hdul[hdu].header)
+                return _clean_header(hdul[_hdu_index(hdul, hdu, what)].header)
     except (OSError, ValueError, TypeError) as err:
         raise ToolError(f"the {what} is not a readable FITS file ({err})") from None
 
@@ -190,11 +188,7 @@ def _read_fits_array(path, what, hdu):
                         raise ToolError(f"the {what} FITS file holds no image data")
                     index = candidates[0]
                 else:
-                    if not 0 <= hdu < len(hdul):
-                        raise ToolError(
-                            f"the {what} has {len(hdul)} HDU(s) (0..{len(hdul) - 1}); "
-                            f"HDU {hdu} does not exist")
-                    index = hdu
+                    index = _hdu_index(hdul, hdu, what)
                     if not hdul[index].is_image or hdul[index].data is None:
                         raise ToolError(f"HDU {hdu} of the {what} holds no image data")
                 data = np.asarray(hdul[index].data)
@@ -204,6 +198,69 @@ def _read_fits_array(path, what, hdu):
     except (OSError, ValueError, TypeError) as err:
         raise ToolError(f"the {what} is not a readable FITS file ({err})") from None
     return data, header, f"FITS HDU {index}"
+
+
+def hdu_argument(text):
+    """argparse type of an HDU option: a number (0 = primary) or an EXTNAME such as WGT."""
+    text = str(text).strip()
+    if re.fullmatch(r"\d+", text):
+        return int(text)
+    if re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", text):
+        return text.upper()
+    import argparse
+    raise argparse.ArgumentTypeError(f"'{text}' is neither an HDU number (0, 1, ...) nor an "
+                                     "HDU name (EXTNAME, such as WGT or INVVAR)")
+
+
+def plane_hdu_argument(text):
+    """argparse type of a weight or flag plane's HDU: a number, a name, or 'auto' (the
+    first HDU with a weight or flag name, see astro_weights.choose_hdu)."""
+    return "auto" if str(text).strip().lower() == "auto" else hdu_argument(text)
+
+
+def _hdu_index(hdul, hdu, what):
+    """The index of an HDU given by number or by EXTNAME (case does not matter)."""
+    if isinstance(hdu, str):
+        names = [h.name.upper() for h in hdul]
+        if hdu.upper() not in names:
+            listed = ", ".join(f"{i}={n}" for i, n in enumerate(names) if n) or "none"
+            raise ToolError(f"the {what} has no HDU named {hdu} (named HDUs: {listed})")
+        return names.index(hdu.upper())
+    if not 0 <= hdu < len(hdul):
+        raise ToolError(f"the {what} has {len(hdul)} HDU(s) (0..{len(hdul) - 1}); HDU {hdu} "
+                        "does not exist")
+    return hdu
+
+
+def named_image_hdu(path, names, what="image"):
+    """The first HDU of a FITS file whose EXTNAME or IMAGETYP is one of `names` and which
+    holds an image, as (index, name); (None, None) when there is none (or not a FITS)."""
+    from astropy.io import fits
+    if sniff_image_format(path, what) != "fits":
+        return None, None
+    wanted = [name.upper() for name in names]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with fits.open(path) as hdul:
+                for index, hdu in enumerate(hdul):
+                    if not hdu.is_image or hdu.header.get("NAXIS", 0) < 2:
+                        continue
+                    for key in ("EXTNAME", "IMAGETYP"):
+                        value = str(hdu.header.get(key, "")).strip().upper()
+                        if value in wanted:
+                            return index, value
+    except (OSError, ValueError, TypeError) as err:
+        raise ToolError(f"the {what} is not a readable FITS file ({err})") from None
+    return None, None
+
+
+def require_same_shape(image, shape, what):
+    """Refuse an image (or an array) whose shape is not the science image's."""
+    have = image.shape
+    if tuple(have) != tuple(shape):
+        raise ToolError(f"the {what} is {have[1]} x {have[0]} pixels but the image is "
+                        f"{shape[1]} x {shape[0]}; they must have the same shape")
 
 
 def _clean_header(header):
@@ -377,9 +434,7 @@ def write_fits_image(path, data, header=None):
 def mask_from_image(path, shape, threshold=0.0, what="mask"):
     """A boolean mask (True = masked) from a FITS/TIFF image: pixels > threshold, or NaN."""
     image = read_image(path, what=what)
-    if image.shape != shape:
-        raise ToolError(f"the {what} is {image.shape[1]} x {image.shape[0]} pixels but the "
-                        f"image is {shape[1]} x {shape[0]}; they must have the same shape")
+    require_same_shape(image, shape, what)
     masked = image.data > threshold
     if image.invalid is not None:
         masked |= image.invalid

@@ -9,6 +9,13 @@ Weights (SExtractor's WEIGHT_TYPE, src/weight.c and src/back.c):
   map_rms values at or above it (default none), and any zero, negative or non-finite
   variance. They are left out of the background, the detection and the sums.
 
+Interpolation (SExtractor's INTERP_TYPE ALL, src/interpolate.c): scanning each row from the
+left, a bad pixel takes the value of the last good pixel on its left, for at most
+INTERP_MAXXLAG pixels after it; further on, the value of the pixel below it, for at most
+INTERP_MAXYLAG bad pixels above the last good one of its column; else it stays bad. The
+image and its variance are filled alike, so a saturated star whose core and bleed trail
+have zero weight is detected as one object instead of several pieces.
+
 Flags (SExtractor's FLAG_IMAGE, FLAG_TYPE; src/flag.c): IMAFLAGS_ISO combines the flag
 values of the pixels of each object's footprint (OR, AND, MIN, MAX or MOST of the non-zero
 values) and NIMAFLAGS_ISO counts the pixels that set it.
@@ -16,10 +23,18 @@ values) and NIMAFLAGS_ISO counts the pixels that set it.
 
 import numpy as np
 
-from astro_common import ToolError
+from astro_common import log, ToolError
+from astro_images import named_image_hdu, read_image, require_same_shape
 
 WEIGHT_TYPES = ("map_weight", "map_var", "map_rms")
 FLAG_TYPES = ("or", "and", "min", "max", "most")
+# HDU names that hold a weight (inverse variance) or a data-quality plane in survey files:
+# Legacy Surveys cutouts (INVVAR, MASKBITS), DES coadds (WGT, MSK), HST drizzle (WHT) ...
+WEIGHT_HDU_NAMES = ("INVVAR", "IVAR", "WGT", "WEIGHT", "WHT")
+FLAG_HDU_NAMES = ("MASKBITS", "MSK", "MASK", "DQ", "BPM", "FLAGS")
+INTERP_MAXLAG = 16       # SExtractor's INTERP_MAXXLAG and INTERP_MAXYLAG defaults
+FLAGS_WEIGHT_OVERLAP = 1  # a bad-weight pixel inside the isophotal footprint
+FLAGS_WEIGHT_TOUCH = 2    # a bad-weight pixel next to it
 
 
 def bad_weight_pixels(values, kind, thresh):
@@ -72,6 +87,66 @@ def variance_map(values, kind, thresh, data, mask, back_size, back_filtersize):
     return (raw * sigfac ** 2).astype(np.float32), bad, sigfac
 
 
+def interpolate_bad_pixels(arrays, bad, xlag=INTERP_MAXLAG, ylag=INTERP_MAXLAG):
+    """SExtractor's INTERP_TYPE ALL (see the module notes) of each array of `arrays` (the
+    image and its variance) over the bad pixels; returns (filled copies, still bad).
+    Vectorised: only the rows and columns that hold bad pixels are worked on."""
+    filled = [np.array(a, copy=True) for a in arrays]
+    still_bad = bad.copy()
+    rows = np.flatnonzero(bad.any(axis=1))
+    if not len(rows):
+        return filled, still_bad
+    nx = bad.shape[1]
+    # along x: the last good pixel on the left, within xlag
+    part = bad[rows]
+    column = np.arange(nx, dtype=np.int32)
+    left = np.where(part, -1, column[None, :]).astype(np.int32)
+    np.maximum.accumulate(left, axis=1, out=left)
+    xfill = part & (left >= 0) & (column[None, :] - left <= xlag)
+    fill_rows, fill_cols = np.nonzero(xfill)
+    for a in filled:
+        a[rows[fill_rows], fill_cols] = a[rows[fill_rows], left[fill_rows, fill_cols]]
+    still_bad[rows[fill_rows], fill_cols] = False
+    del left, xfill, part
+    # along y: the pixel below (itself filled along x, or good), while the column's count
+    # of such pixels since its last good one is at most ylag
+    cols = np.flatnonzero(still_bad.any(axis=0))
+    if not len(cols):
+        return filled, still_bad
+    ybad = still_bad[:, cols]
+    good = ~bad[:, cols]
+    row = np.arange(bad.shape[0], dtype=np.int32)[:, None]
+    below = np.where(ybad, -1, row).astype(np.int32)
+    np.maximum.accumulate(below, axis=0, out=below)
+    last_good = np.where(good, row, -1).astype(np.int32)
+    np.maximum.accumulate(last_good, axis=0, out=last_good)
+    count = np.cumsum(ybad, axis=0, dtype=np.int32)
+    since = count - np.take_along_axis(count, np.maximum(last_good, 0), axis=0)
+    yfill = ybad & (last_good >= 0) & (below >= 0) & (since <= ylag)
+    fill_rows, fill_cols = np.nonzero(yfill)
+    for a in filled:
+        a[fill_rows, cols[fill_cols]] = a[below[fill_rows, fill_cols], cols[fill_cols]]
+    still_bad[fill_rows, cols[fill_cols]] = False
+    return filled, still_bad
+
+
+def weight_flags(segmap, bad, count):
+    """SExtractor's FLAGS_WEIGHT of objects 1..count: 1 when a bad-weight pixel is inside
+    the isophotal footprint, 2 when one outside it touches it (is one of the 8 neighbours
+    of a footprint pixel)."""
+    from scipy import ndimage
+    flags = np.zeros(count, dtype=np.int64)
+    if count == 0 or not bad.any():
+        return flags
+    inside = np.unique(segmap[bad & (segmap > 0)])
+    flags[inside - 1] |= FLAGS_WEIGHT_OVERLAP
+    outside = bad & (segmap == 0)  # bad pixels of no footprint, and their 8 neighbours
+    near = ndimage.binary_dilation(outside, structure=np.ones((3, 3), dtype=bool))
+    touched = np.unique(segmap[near & (segmap > 0)])
+    flags[touched - 1] |= FLAGS_WEIGHT_TOUCH
+    return flags
+
+
 def combine_flags(flags, labels, index, count, kind):
     """(IMAFLAGS_ISO, NIMAFLAGS_ISO) of objects 1..count: flags is the flag map, labels
     and index the footprint pixels (astro_stellarity.footprint_pixels)."""
@@ -105,11 +180,57 @@ def combine_flags(flags, labels, index, count, kind):
 
 def check_flag_image(image, shape):
     """A flag map must be the image's shape and hold whole numbers."""
-    if image.shape != shape:
-        raise ToolError(f"the flag image is {image.shape[1]} x {image.shape[0]} pixels but "
-                        f"the image is {shape[1]} x {shape[0]}; they must have the same shape")
+    require_same_shape(image, shape, "flag image")
     data = image.data
     if image.invalid is not None or not np.all(data == np.round(data)) or (data < 0).any():
         raise ToolError("the flag image must hold whole, non-negative numbers (data-quality "
                         "codes or bits), like DECam's ood or the Legacy Surveys' maskbits")
     return data.astype(np.int64)
+
+
+def choose_hdu(path, hdu, names, what):
+    """(HDU, found): the HDU option as given, or for 'auto' the first HDU of the file named
+    one of `names` (EXTNAME or IMAGETYP), (None, False) when there is none (logged)."""
+    if hdu != "auto":
+        return hdu, True
+    index, name = named_image_hdu(path, names, what)
+    if index is None:
+        import os
+        log(f"no {what} HDU ({', '.join(names)}) in {os.path.basename(path)}: no {what}")
+        return None, False
+    log(f"{what}: HDU {index} ({name}) of the file")
+    return index, True
+
+
+def read_flag_map(path, hdu, shape, what="flag image"):
+    """The integer flag map of a file (HDU by number, name or 'auto'), or None."""
+    if not path:
+        return None
+    hdu, found = choose_hdu(path, hdu, FLAG_HDU_NAMES, what)
+    if not found:
+        return None
+    return check_flag_image(read_image(path, what, hdu=hdu), shape)
+
+
+def flagged_pixels(flags, bits=None, codes=None):
+    """Pixels a flag map marks: any of the bit mask `bits` set (MASKBITS-like maps), or a
+    value among `codes` (code-valued maps such as DECam's ood), else any non-zero value."""
+    if bits:
+        return (flags & int(bits)) != 0
+    if codes:
+        return np.isin(flags, list(codes))
+    return flags != 0
+
+
+def bad_weight_mask(path, hdu, shape, kind="map_weight", thresh=None, what="weight map"):
+    """Pixels a weight map says are bad (see bad_weight_pixels), or None without one."""
+    if not path:
+        return None
+    hdu, found = choose_hdu(path, hdu, WEIGHT_HDU_NAMES, what)
+    if not found:
+        return None
+    weight = read_image(path, what, hdu=hdu)
+    require_same_shape(weight, shape, what)
+    raw = weight.data if weight.invalid is None else np.where(weight.invalid, np.nan,
+                                                              weight.data)
+    return bad_weight_pixels(raw, kind, thresh)

@@ -1,6 +1,10 @@
 #!/usr/bin/env python
 """Fetch DESI Legacy Surveys cutouts: one 2-D FITS image per band (WCS, BUNIT, MAGZP) and a
-colour JPEG, for one sky position or for every row of a catalog.
+colour JPEG, for one sky position or for every row of a catalog. With --invvar and
+--maskbits each band's file also holds the service's inverse-variance plane (HDU 1,
+EXTNAME INVVAR) and the brick's MASKBITS plane (HDU 2, EXTNAME MASKBITS), the way DES
+coadds carry SCI, WGT and MSK: sep_extract takes them with --weight-hdu INVVAR and
+--flag-hdu MASKBITS (or 'auto').
 
 The service is https://www.legacysurvey.org/viewer (its fits-cutout and jpeg-cutout
 endpoints); the environment variable DESI_LEGACY_BASE_URL points the tool elsewhere.
@@ -40,6 +44,23 @@ NATIVE_PIXSCALE = 0.262   # arcsec / pixel
 AB_ZEROPOINT = 22.5       # nanomaggies
 MAX_SIZE = 3000           # the service silently clamps larger cutouts
 MAX_STAMPS = 1000
+# the service adds inverse-variance and maskbits planes only below twice the native scale
+MAX_PLANES_PIXSCALE = 2 * NATIVE_PIXSCALE
+# Legacy Surveys MASKBITS (legacysurvey.org/dr10/bitmasks): bit number, name, meaning
+MASKBITS = (
+    (0, "NPRIMARY", "outside the brick's primary region"),
+    (1, "BRIGHT", "near a bright star (Tycho-2, Gaia G < 13)"),
+    (2, "SATUR_G", "saturated in a g image"), (3, "SATUR_R", "saturated in an r image"),
+    (4, "SATUR_Z", "saturated in a z image"),
+    (5, "ALLMASK_G", "bad in every g image"), (6, "ALLMASK_R", "bad in every r image"),
+    (7, "ALLMASK_Z", "bad in every z image"),
+    (8, "WISEM1", "WISE W1 bright star mask"), (9, "WISEM2", "WISE W2 bright star mask"),
+    (10, "BAILOUT", "no further sources fit in the blob"),
+    (11, "MEDIUM", "near a medium-bright star (Gaia G < 16)"),
+    (12, "GALAXY", "in a large galaxy (SGA)"), (13, "CLUSTER", "in a globular cluster"),
+    (14, "SATUR_I", "saturated in an i image (DR10)"),
+    (15, "ALLMASK_I", "bad in every i image (DR10)"),
+)
 RETRIES = 3
 READ_CHUNK = 1 << 16
 
@@ -53,6 +74,8 @@ class CutoutRequest:
     pixscale: float = NATIVE_PIXSCALE
     fits: bool = True
     jpeg: bool = False
+    invvar: bool = False      # add each band's inverse-variance plane (HDU INVVAR)
+    maskbits: bool = False    # add the MASKBITS plane (HDU MASKBITS)
 
 
 @dataclass(frozen=True)
@@ -101,6 +124,12 @@ def parse_args(argv=None):
     out = parser.add_argument_group("output")
     out.add_argument("--fits", action="store_true", help="FITS images, one per band")
     out.add_argument("--jpeg", action="store_true", help="colour JPEG")
+    out.add_argument("--invvar", action="store_true",
+                     help="add each band's inverse-variance plane to its FITS file (HDU 1, "
+                          "INVVAR; pixel scales below 0.524 only)")
+    out.add_argument("--maskbits", action="store_true",
+                     help="add the Legacy Surveys MASKBITS plane to each FITS file (HDU "
+                          "MASKBITS; pixel scales below 0.524 only)")
     out.add_argument("--output-dir", required=True)
     out.add_argument("--summary", help="table mode: a table of every row (ID, RA, DEC, SIDE, "
                                        "STATUS ok/failed, FILES, MESSAGE)")
@@ -130,6 +159,12 @@ def check_args(args):
     if wrong or len(set(args.bands)) != len(args.bands) or not args.bands:
         raise ToolError(f"bands '{args.bands}' are not valid for layer {args.layer} "
                         f"(valid: {', '.join(valid)}, each once)")
+    if (args.invvar or args.maskbits) and not args.fits:
+        raise ToolError("--invvar and --maskbits add planes to the FITS images: ask for --fits")
+    if (args.invvar or args.maskbits) and args.pixscale >= MAX_PLANES_PIXSCALE:
+        raise ToolError(f"the service gives inverse-variance and maskbits planes only at pixel "
+                        f"scales below {MAX_PLANES_PIXSCALE:g}\" (got {args.pixscale:g}); "
+                        "ask for a finer scale or leave them out")
     if not 1 <= args.max_rows <= MAX_STAMPS:
         raise ToolError(f"--max-rows must be between 1 and {MAX_STAMPS}")
 
@@ -180,6 +215,8 @@ def request_url(kind, ra, dec, width, height, request):
         query["width"], query["height"] = width, height
     if kind == "fits":
         query["bands"] = request.bands
+        # the service reads these flags by their presence
+        query.update({name: "" for name in ("invvar", "maskbits") if getattr(request, name)})
     return f"{base_url()}/{kind}-cutout?{urllib.parse.urlencode(query)}"
 
 
@@ -244,7 +281,10 @@ def text_answer(body):
 
 
 def read_fits_answer(body, request):
-    """The service's FITS answer as a (nbands, ny, nx) cube and its header."""
+    """The service's FITS answer: {'image': (nbands, ny, nx) cube, 'invvar': a cube of the
+    same shape or None, 'maskbits': (ny, nx) int32 or None} and the image's header. The
+    service writes the image cube first, then (asked for) the inverse variance, then the
+    maskbits plane, each HDU with IMAGETYP saying what it is."""
     from astropy.io import fits
     if not body.strip():
         raise ServiceError("the service answered with an empty body instead of a FITS image")
@@ -257,21 +297,49 @@ def read_fits_answer(body, request):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with fits.open(io.BytesIO(body)) as hdul:
-                data = None if hdul[0].data is None else np.array(hdul[0].data, dtype=np.float32)
+                planes = [(str(h.header.get("IMAGETYP", "")).strip().upper(),
+                           None if h.data is None else np.array(h.data)) for h in hdul]
                 header = hdul[0].header.copy()
     except Exception as err:
         raise ServiceError(f"the service's FITS answer is unreadable ({err})") from None
+    data = planes[0][1]
     if data is None or data.ndim not in (2, 3):
         raise ServiceError("the service's FITS answer holds no image")
-    cube = data[None] if data.ndim == 2 else data
-    if len(cube) != len(request.bands):
-        raise ServiceError(f"asked for bands {request.bands} but the answer has {len(cube)} "
-                           "plane(s)")
+    cube = as_cube(data.astype(np.float32), request, "image")
     finite = np.isfinite(cube)
     if not finite.any() or np.all(cube[finite] == 0):
         raise ServiceError("the cutout is blank (all zero or NaN): the position is outside "
                            f"the {request.layer} footprint")
-    return cube, header
+    answer = {"image": cube, "invvar": None, "maskbits": None}
+    extra = dict(planes[1:])
+    if request.invvar:
+        if extra.get("INVVAR") is None:
+            raise ServiceError("the service sent no inverse-variance plane (it has none for "
+                               f"layer {request.layer} at {request.pixscale:g}\"/px)")
+        answer["invvar"] = as_cube(extra["INVVAR"].astype(np.float32), request, "invvar")
+    if request.maskbits:
+        bits = extra.get("MASKBITS")
+        if bits is None or bits.ndim != 2 or bits.dtype.kind not in "iu":
+            raise ServiceError("the service sent no integer maskbits plane (it has none for "
+                               f"layer {request.layer} at {request.pixscale:g}\"/px)")
+        answer["maskbits"] = bits.astype(np.int32)
+    for name in ("invvar", "maskbits"):
+        plane = answer[name]
+        if plane is not None and plane.shape[-2:] != cube.shape[-2:]:
+            raise ServiceError(f"the service's {name} plane is {plane.shape[-1]} x "
+                               f"{plane.shape[-2]} pixels, the image {cube.shape[-1]} x "
+                               f"{cube.shape[-2]}")
+    return answer, header
+
+
+def as_cube(data, request, what):
+    """A (nbands, ny, nx) cube of the service's plane(s), one per asked band."""
+    cube = data[None] if data.ndim == 2 else data
+    if cube.ndim != 3 or len(cube) != len(request.bands):
+        whose = "" if what == "image" else f"'s {what}"
+        raise ServiceError(f"asked for bands {request.bands} but the answer{whose} has "
+                           f"{len(cube) if cube.ndim == 3 else 0} plane(s)")
+    return cube
 
 
 def band_header(header, band, plane, url, request):
@@ -298,15 +366,41 @@ def band_header(header, band, plane, url, request):
     return out
 
 
-def save_fits(cube, header, url, request, output_dir, prefix=""):
+def save_fits(answer, header, url, request, output_dir, prefix=""):
+    """One file per band: the image (primary HDU), then its INVVAR and the MASKBITS HDUs
+    when they were asked for, each with the band's WCS."""
     from astropy.io import fits
     names = []
     for plane, band in enumerate(request.bands):
         name = f"{prefix}{band}.fits"
-        hdu = fits.PrimaryHDU(cube[plane], band_header(header, band, plane, url, request))
-        hdu.writeto(os.path.join(output_dir, name), overwrite=True)
+        image_header = band_header(header, band, plane, url, request)
+        hdus = [fits.PrimaryHDU(answer["image"][plane], image_header)]
+        if answer["invvar"] is not None:
+            hdus.append(fits.ImageHDU(answer["invvar"][plane],
+                                      plane_header(image_header, "INVVAR"), name="INVVAR"))
+        if answer["maskbits"] is not None:
+            hdus.append(fits.ImageHDU(answer["maskbits"],
+                                      plane_header(image_header, "MASKBITS"), name="MASKBITS"))
+        fits.HDUList(hdus).writeto(os.path.join(output_dir, name), overwrite=True)
         names.append(name)
     return names
+
+
+def plane_header(image_header, kind):
+    """The header of an INVVAR or MASKBITS HDU: the image's WCS and what the plane is."""
+    header = image_header.copy()
+    for key in ("MAGZP", "SRCURL1", "SRCURL2", "SRCURL3", "SRCURL4"):
+        header.remove(key, ignore_missing=True)
+    header["IMAGETYP"] = kind
+    if kind == "INVVAR":
+        header["BUNIT"] = ("nanomaggy-2", "inverse variance of the image's pixels")
+        header["COMMENT"] = "inverse variance: sep_extract --weight-type map_weight"
+        return header
+    header.remove("BUNIT", ignore_missing=True)
+    header["COMMENT"] = "Legacy Surveys MASKBITS of the brick (the same for every band):"
+    for bit, name, meaning in MASKBITS:
+        header["COMMENT"] = f"bit {bit:2d} (value {1 << bit:5d}) {name}: {meaning}"
+    return header
 
 
 def checked_jpeg(body):
@@ -407,12 +501,15 @@ def main(argv=None):
     os.makedirs(args.output_dir, exist_ok=True)
     width = args.width or args.size
     height = args.height or args.size
-    request = CutoutRequest(args.layer, args.bands, args.pixscale, args.fits, args.jpeg)
+    request = CutoutRequest(args.layer, args.bands, args.pixscale, args.fits, args.jpeg,
+                            args.invvar, args.maskbits)
     if args.table is None:
         ra, dec = parse_position(args.ra, args.dec)
         names = cutout(ra, dec, width, height, request, args.output_dir)
+        extras = [name.upper() for name in ("invvar", "maskbits") if getattr(request, name)]
+        planes = f" (with {' and '.join(extras)} HDUs)" if extras else ""
         log(f"RA {ra:.6f}, Dec {dec:+.6f}, {width} x {height} pixels of {args.pixscale:g}\", "
-            f"layer {args.layer}: wrote {', '.join(names)}")
+            f"layer {args.layer}: wrote {', '.join(names)}{planes}")
         return
     table = StampTable(args.table, args.ra_column, args.dec_column, args.id_column,
                        args.max_rows, args.max_class_star, args.stamp_scale,

@@ -22,8 +22,12 @@ from astro_common import (  # noqa: E402
     run_cli, ToolError,
 )
 from astro_ellipses import axis_ratio  # noqa: E402
-from astro_images import read_image, read_image_header  # noqa: E402
-from astro_weights import variance_map, WEIGHT_TYPES  # noqa: E402,I100
+from astro_images import (  # noqa: E402
+    plane_hdu_argument, read_image, read_image_header, require_same_shape,
+)
+from astro_weights import (  # noqa: E402,I100
+    choose_hdu, interpolate_bad_pixels, variance_map, WEIGHT_HDU_NAMES, WEIGHT_TYPES,
+)
 from astro_photometry import (  # noqa: E402,I100
     choose_zeropoint, estimate_background, MAG_UNDEFINED, magnitude_errors, magnitudes,
     run_sep,
@@ -51,6 +55,7 @@ class Band:
     zeropoint: float = None         # None: the header's MAGZP/PHOTZP/MAGZPT, else 0
     weight_path: str = None
     mask_path: str = None
+    weight_hdu: object = None       # number, EXTNAME or 'auto' (see astro_weights)
 
 
 def parse_args(argv=None):
@@ -71,6 +76,14 @@ def parse_args(argv=None):
                              "element identifier)")
     parser.add_argument("--weight", action="append", default=[],
                         help="weight image of each image, in order ('none' for none)")
+    parser.add_argument("--weight-hdu", type=plane_hdu_argument,
+                        help="HDU of every weight file: a number, a name (INVVAR, WGT) or "
+                             "'auto' (the first HDU with such a name; none: unweighted). "
+                             "Without --weight, each image's own file is its weight file")
+    parser.add_argument("--interp-type", default="all", choices=("all", "none"),
+                        help="bad-weight pixels: 'all' fills them from their neighbours as "
+                             "sep_extract does (SExtractor's INTERP_TYPE ALL), 'none' leaves "
+                             "them out of the sums")
     parser.add_argument("--weight-type", default="map_var", choices=WEIGHT_TYPES,
                         help="map_var: variance; map_rms: RMS; map_weight: inverse variance "
                              "up to a factor (map_var and map_weight are rescaled to the "
@@ -224,16 +237,17 @@ def load_band(band, shape_of, catalog, reference, weight_type):
         shape_of(extra, image, f"mask of band {band.name}")
         mask |= (extra.data > 0) | (extra.invalid if extra.invalid is not None else False)
     weight = None
-    if band.weight_path:
-        weight = read_image(band.weight_path, f"weight of band {band.name}")
-        shape_of(weight, image, f"weight of band {band.name}")
+    what = f"weight of band {band.name}"
+    hdu, found = choose_hdu(band.weight_path, band.weight_hdu, WEIGHT_HDU_NAMES, what) \
+        if band.weight_path else (None, False)
+    if found:
+        weight = read_image(band.weight_path, what, hdu=hdu)
+        shape_of(weight, image, what)
     return image, mask, weight
 
 
 def same_shape(other, image, what):
-    if other.shape != image.shape:
-        raise ToolError(f"the {what} is {other.shape[1]} x {other.shape[0]} pixels but its "
-                        f"image is {image.shape[1]} x {image.shape[0]}")
+    require_same_shape(other, image.shape, what)
 
 
 # --------------------------------------------------------------------------------------
@@ -266,20 +280,28 @@ def catalog_apertures(catalog):
 
 
 def measure_band(image, mask, weight, weight_type, apertures, diameters, zeropoint, gain,
-                 back_size, back_filtersize, segmap):
+                 back_size, back_filtersize, segmap, interpolate=True):
     """Every column of one band, as name -> array (the band suffix is added later)."""
     import sep
-    bkg = estimate_background(image.data, mask if mask.any() else None, back_size,
-                              back_filtersize)
-    data_sub = image.data - bkg.back(dtype=image.data.dtype)
-    err = bkg.globalrms
+    data, err = image.data, None
     if weight is not None:
         raw = weight.data if weight.invalid is None \
             else np.where(weight.invalid, np.nan, weight.data)
         variance, bad, _ = variance_map(raw, weight_type, None, image.data, mask, back_size,
                                         back_filtersize)
+        background_mask = mask | bad
+        if interpolate and bad.any():  # as SExtractor's measurement image (INTERP_TYPE ALL)
+            (data, variance), bad = interpolate_bad_pixels([image.data, variance], bad)
         mask = mask | bad
         err = np.sqrt(variance).astype(image.data.dtype)
+    else:
+        background_mask = mask
+    bkg = estimate_background(image.data, background_mask if background_mask.any() else None,
+                              back_size, back_filtersize)
+    data_sub = data - bkg.back(dtype=image.data.dtype)
+    del data
+    if err is None:
+        err = bkg.globalrms
     p = apertures
     segment = {} if segmap is None else {"segmap": segmap, "seg_id": p.numbers}
     use_mask = mask if mask.any() else None
@@ -447,7 +469,7 @@ def diagram(catalog, bands, cmd_colour, red_sequence, path):
 # --------------------------------------------------------------------------------------
 
 def forced_photometry(catalog, bands, diameters, weight_type, gain, back_size,
-                      back_filtersize, segmap):
+                      back_filtersize, segmap, interpolate=True):
     """Measure every band; returns (catalog with the new columns, zero point lines)."""
     apertures = catalog_apertures(catalog)
     reference, notes = None, []
@@ -459,7 +481,8 @@ def forced_photometry(catalog, bands, diameters, weight_type, gain, back_size,
         zeropoint, source = choose_zeropoint(band.zeropoint, image.header)
         columns, bkg = measure_band(image, mask, weight, weight_type, apertures, diameters,
                                     zeropoint, gain, back_size, back_filtersize,
-                                    None if segmap is None else segmap.data.astype(np.int32))
+                                    None if segmap is None else segmap.data.astype(np.int32),
+                                    interpolate)
         for name, values in columns.items():
             catalog[band_column(name, band.name)] = values
         note = f"band {band.name}: zero point {zeropoint:g} ({source}), background RMS " \
@@ -481,9 +504,10 @@ def add_colours(catalog, names, diameters, colour_aperture):
             catalog[colour_name(first, second, "_APER_ERR")] = errors
 
 
-def band_list(images, names, labels, zeropoints, weights, masks):
+def band_list(images, names, labels, zeropoints, weights, masks, weight_hdu=None):
     """The Band of every image: its name from the options, its header or its label; the
-    lists of options are empty or one per image (one zero point may serve them all)."""
+    lists of options are empty or one per image (one zero point may serve them all). With
+    a weight HDU and no weight files, each image's file holds its own weight."""
     bands = []
     for index, path in enumerate(images):
         header = read_image_header(path, f"image {index + 1}")
@@ -492,10 +516,10 @@ def band_list(images, names, labels, zeropoints, weights, masks):
         zeropoint = None
         if zeropoints:
             zeropoint = zeropoints[index if len(zeropoints) > 1 else 0]
-        weight = weights[index] if weights else None
+        weight = weights[index] if weights else (path if weight_hdu is not None else None)
         mask = masks[index] if masks else None
         bands.append(Band(name, path, zeropoint, _optional(weight, "weight"),
-                          _optional(mask, "mask")))
+                          _optional(mask, "mask"), weight_hdu))
     names = [b.name for b in bands]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
@@ -516,7 +540,7 @@ def main(argv=None):
     args = parse_args(argv)
     catalog = read_catalog(args.catalog, "the catalog")
     bands = band_list(args.image, args.band, args.label, args.zeropoint, args.weight,
-                      args.mask)
+                      args.mask, args.weight_hdu)
     names = [b.name for b in bands]
     if args.cmd_colour and (args.cmd_colour.count("-") != 1 or any(
             b not in names for b in args.cmd_colour.split("-"))):
@@ -527,7 +551,8 @@ def main(argv=None):
     segmap = read_image(args.segmentation, "segmentation map") if args.segmentation else None
     log(f"{catalog.nrows} objects, {len(bands)} band(s): {', '.join(names)}")
     catalog, notes = forced_photometry(catalog, bands, args.apertures, args.weight_type,
-                                       args.gain, args.back_size, args.back_filtersize, segmap)
+                                       args.gain, args.back_size, args.back_filtersize, segmap,
+                                       args.interp_type == "all")
     add_colours(catalog, names, args.apertures, args.colour_aperture)
     comments = notes + [f"aperture diameters (px): "
                         f"{', '.join(f'{d:g}' for d in args.apertures) or 'none'}"]

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Build an object mask from a catalog: each object's ellipse filled with its NUMBER,
 saturated-star boxes and ds9 regions above every NUMBER (CluSex's makemask, with its
-saturated-star regions and remellmask).
+saturated-star regions and remellmask), and, from a data-quality (flag) image, the sky
+pixels it flags (chosen MASKBITS bits, or DQ codes) with a value of their own.
 
 Ellipses: R = Scale x KRON_RADIUS x A_IMAGE + Offset (at least 1 px), b = R x (1 - E),
 centred on the peak pixel; where ellipses overlap, the smaller one keeps its pixels.
@@ -17,16 +18,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from astro_catalogs import read_catalog  # noqa: E402
 from astro_common import (  # noqa: E402
     existing_file, finite_float, fraction, log, new_parser, non_negative_float, Outputs,
-    positive_float, run_cli, ToolError,
+    positive_float, positive_int, run_cli, ToolError,
 )
 from astro_ellipses import (  # noqa: E402
     box_pixels, ellipse_bounds, inside_ellipses, kron_ellipses, saturated,
 )
 from astro_images import (  # noqa: E402
-    add_image_arguments, header_number, physical_offset, pixel_scale_of, read_image_argument,
-    write_fits_image,
+    add_image_arguments, header_number, physical_offset, pixel_scale_of, plane_hdu_argument,
+    read_image_argument, write_fits_image,
 )
 from astro_regions import box_region_line, read_regions, Region, write_regions  # noqa: E402
+from astro_weights import flagged_pixels, read_flag_map  # noqa: E402
 
 MASK_COLUMNS = ("NUMBER", "XPEAK_IMAGE", "YPEAK_IMAGE", "KRON_RADIUS", "A_IMAGE",
                 "THETA_IMAGE")
@@ -81,7 +83,32 @@ def parse_args(argv=None):
                         help="one-column file of NUMBERs to remove")
     parser.add_argument("--remove-at", action="append", default=[], metavar="X,Y",
                         help="remove the object whose mask covers this 1-based pixel")
+    dq = parser.add_argument_group("data-quality pixels (a flag image)")
+    dq.add_argument("--flag-image", type=existing_file,
+                    help="integer flag map (FITS) whose flagged pixels are masked too")
+    dq.add_argument("--flag-hdu", type=plane_hdu_argument,
+                    help="its HDU: a number, a name (MASKBITS) or 'auto'")
+    chosen = dq.add_mutually_exclusive_group()
+    chosen.add_argument("--flag-bits", type=positive_int,
+                        help="mask pixels with any of these bits set (a sum of powers of "
+                             "2: 2 BRIGHT + 8 SATUR_R = 10); default: any non-zero value")
+    chosen.add_argument("--flag-codes", type=code_list,
+                        help="mask pixels whose value is one of these codes, e.g. 3,4 "
+                             "(DECam ood: saturated, bleed trail)")
     return parser.parse_args(argv)
+
+
+def code_list(text):
+    """argparse type: whole numbers separated by commas."""
+    import argparse
+    try:
+        codes = [int(item) for item in str(text).split(",") if item.strip()]
+    except ValueError:
+        codes = []
+    if not codes or min(codes) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list of positive whole numbers "
+                                         "such as 3,4")
+    return codes
 
 
 # --------------------------------------------------------------------------------------
@@ -412,7 +439,16 @@ def main(argv=None):
     if removed:
         mask[np.isin(mask, list(removed))] = 0
         log(f"removed object(s): {', '.join(str(n) for n in sorted(removed))}")
+    flags = read_flag_map(args.flag_image, args.flag_hdu, image.shape)
+    dq_value = region_value + 1
+    if flags is not None:
+        flagged = flagged_pixels(flags, args.flag_bits, args.flag_codes) & (mask == 0)
+        mask[flagged] = dq_value
+        log(f"flag image: {int(flagged.sum())} flagged sky pixel(s) masked with value "
+            f"{dq_value} (MASKDQ)")
     header = mask_header(image.header, args.scale, args.offset, region_value, args.binary)
+    if flags is not None:
+        header["MASKDQ"] = (dq_value, "value of pixels of the flag image")
     values = (mask > 0).astype(np.uint8) if args.binary else mask.astype(np.int32)
     with Outputs() as out:
         if args.saturation_regions:

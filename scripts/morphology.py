@@ -23,7 +23,7 @@ from astro_common import (  # noqa: E402
     existing_file, finite_float, fraction, log, new_parser, Outputs,
     positive_float, positive_int, run_cli, ToolError,
 )
-from astro_images import read_image  # noqa: E402
+from astro_images import mask_from_image, read_image, require_same_shape  # noqa: E402
 from astro_photometry import estimate_background  # noqa: E402
 
 MORPH_COLUMNS = ("NUMBER", "GINI", "M20", "CONCENTRATION", "ASYMMETRY", "SMOOTHNESS",
@@ -322,23 +322,16 @@ def main(argv=None):
     catalog = read_catalog(args.catalog, "the catalog")
     catalog.require(["NUMBER"])
     segmap_image = read_image(args.segmentation, "segmentation map")
-    if segmap_image.shape != image.shape:
-        raise ToolError(f"the segmentation map is {segmap_image.shape[1]} x "
-                        f"{segmap_image.shape[0]} pixels but the image is {image.shape[1]} x "
-                        f"{image.shape[0]}; they must have the same shape")
+    require_same_shape(segmap_image, image.shape, "segmentation map")
     segmap = np.rint(segmap_image.data).astype(np.int64)
     mask = np.zeros(image.shape, dtype=bool) if image.invalid is None else image.invalid.copy()
     if args.mask:
-        extra = read_image(args.mask, "mask")
-        if extra.shape != image.shape:
-            raise ToolError("the mask and the image must have the same shape")
-        mask |= extra.data > 0
+        mask |= mask_from_image(args.mask, image.shape)
     data, rms, bkg = prepared_image(image, segmap, mask, args.back_size, args.back_filtersize)
     weight = None
     if args.weight:
         weight_image = read_image(args.weight, "weight map")
-        if weight_image.shape != image.shape:
-            raise ToolError("the weight map and the image must have the same shape")
+        require_same_shape(weight_image, image.shape, "weight map")
         weight = weight_image.data.astype(np.float64)
     elif args.gain is None:
         weight = rms

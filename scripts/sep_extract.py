@@ -15,19 +15,22 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from astro_catalogs import Catalog, write_catalog  # noqa: E402
 from astro_common import (  # noqa: E402
-    between, existing_file, finite_float, log, new_parser, non_negative_float, Outputs,
+    between, existing_file, finite_float, log, new_parser, non_negative_float,
+    non_negative_int, Outputs,
     positive_float, positive_int, run_cli, ToolError,
 )
 from astro_ellipses import kron_ellipses, SATURATED_FLAG  # noqa: E402
 from astro_images import (  # noqa: E402
-    add_image_arguments, header_number, mask_from_image, pixel_scale_of, read_image,
-    read_image_argument, write_fits_image,
+    add_image_arguments, header_number, mask_from_image, pixel_scale_of, plane_hdu_argument,
+    read_image, read_image_argument, require_same_shape, write_fits_image,
 )
 from astro_photometry import (  # noqa: E402
     choose_zeropoint, estimate_background, magnitudes, run_sep,
 )
 from astro_weights import (  # noqa: E402,I100
-    check_flag_image, combine_flags, FLAG_TYPES, variance_map, WEIGHT_TYPES,
+    choose_hdu, combine_flags, FLAG_HDU_NAMES, FLAG_TYPES, INTERP_MAXLAG,
+    interpolate_bad_pixels, read_flag_map, variance_map, weight_flags, WEIGHT_HDU_NAMES,
+    WEIGHT_TYPES,
 )
 from astro_stellarity import (  # noqa: E402,I100
     class_star, estimate_seeing, footprint_pixels, isophotal_profile, read_nnw,
@@ -113,8 +116,10 @@ def parse_args(argv=None):
                                     "FLAG_IMAGE)")
     wgt.add_argument("--weight", type=existing_file,
                      help="weight map (FITS; may be the image's own file with --weight-hdu)")
-    wgt.add_argument("--weight-hdu", type=int, help="HDU of the weight map (default: the "
-                                                    "first with an image)")
+    wgt.add_argument("--weight-hdu", type=plane_hdu_argument,
+                     help="HDU of the weight map: a number, a name (WGT, INVVAR) or 'auto': "
+                          f"the first HDU named {', '.join(WEIGHT_HDU_NAMES)}, and no "
+                          "weighting when there is none (default: the first with an image)")
     wgt.add_argument("--weight-type", default="map_weight", choices=WEIGHT_TYPES,
                      help="map_weight: inverse variance up to a factor (DES WGT, DECam oow, "
                           "Legacy Surveys invvar); map_var: variance; map_rms: RMS")
@@ -123,9 +128,19 @@ def parse_args(argv=None):
                           "RMS at or above it (default none)")
     wgt.add_argument("--flag-image", type=existing_file,
                      help="integer flag map (FITS): IMAFLAGS_ISO and NIMAFLAGS_ISO columns")
-    wgt.add_argument("--flag-hdu", type=int, help="HDU of the flag map")
+    wgt.add_argument("--flag-hdu", type=plane_hdu_argument,
+                     help="HDU of the flag map: a number, a name or 'auto': the first HDU "
+                          f"named {', '.join(FLAG_HDU_NAMES)}, none when there is none")
     wgt.add_argument("--flag-type", default="or", choices=FLAG_TYPES,
                      help="how the footprint's flags combine (SExtractor's FLAG_TYPE)")
+    wgt.add_argument("--interp-type", default="all", choices=("all", "none"),
+                     help="bad-weight pixels: 'all' fills them from their neighbours for the "
+                          "detection and the measurements (SExtractor's INTERP_TYPE ALL, "
+                          "its default); 'none' leaves them out")
+    wgt.add_argument("--interp-maxxlag", type=non_negative_int, default=INTERP_MAXLAG,
+                     help="INTERP_MAXXLAG: at most this many pixels filled along a row")
+    wgt.add_argument("--interp-maxylag", type=non_negative_int, default=INTERP_MAXLAG,
+                     help="INTERP_MAXYLAG: at most this many pixels filled up a column")
     det = parser.add_argument_group("detection")
     det.add_argument("--filter", default="default",
                      help="'none', 'default' (3x3 1 2 1 / 2 4 2 / 1 2 1) or a kernel file")
@@ -424,15 +439,33 @@ class Extraction:
     mask: np.ndarray
 
 
+@dataclass(frozen=True)
+class Weighting:
+    """A weight map's variance and bad pixels, and SExtractor's INTERP_TYPE for them."""
+
+    variance: np.ndarray
+    bad: np.ndarray
+    interpolate: bool = True
+    max_xlag: int = INTERP_MAXLAG
+    max_ylag: int = INTERP_MAXLAG
+
+
 def extract_sources(image, mask, kernel, back_size, back_filtersize, detection, photometry,
-                    stars, variance=None, flags=None):
+                    stars, weighting=None, flags=None):
     """Background, detection and measurement of one image; returns an Extraction.
-    variance: a per-pixel variance map (from a weight map; its bad pixels are in mask);
+    weighting: a Weighting (per-pixel variance from a weight map, its bad pixels);
     flags: (flag map, FLAG_TYPE) for IMAFLAGS_ISO."""
-    bkg = estimate_background(image.data, mask, back_size, back_filtersize)
+    data, variance = image.data, None
+    if weighting is not None:
+        background_mask = weighting.bad if mask is None else (mask | weighting.bad)
+        data, variance, mask, still_bad = weighted_pixels(image.data, mask, weighting)
+    else:
+        background_mask = mask
+    bkg = estimate_background(image.data, background_mask, back_size, back_filtersize)
     log(f"background: global level {bkg.globalback:.6g}, global RMS {bkg.globalrms:.6g}")
     background = bkg.back(dtype=image.data.dtype)
-    data_sub = image.data - background
+    data_sub = data - background
+    del data
     if variance is not None:  # thresholds and errors follow the weight map, pixel by pixel
         err = np.sqrt(variance).astype(image.data.dtype)
     else:
@@ -450,36 +483,53 @@ def extract_sources(image, mask, kernel, back_size, back_filtersize, detection, 
         catalog.insert_before("FLAGS", "NIMAFLAGS_ISO", counted)
     elif flags is not None:
         catalog["IMAFLAGS_ISO"] = catalog["NIMAFLAGS_ISO"] = np.zeros(0, dtype=np.int64)
+    if weighting is not None:
+        catalog["FLAGS_WEIGHT"] = weight_flags(segmap, still_bad, len(objects))
     return Extraction(catalog, notes, background, lambda: bkg.rms(dtype=image.data.dtype),
                       segmap, data_sub, mask)
 
 
+def weighted_pixels(data, mask, weighting):
+    """(image, variance, mask, pixels still bad) for the detection and the measurements:
+    bad-weight pixels filled from their neighbours (INTERP_TYPE ALL; then, as SExtractor's,
+    they count as good), the others added to the mask."""
+    bad, variance = weighting.bad, weighting.variance
+    if weighting.interpolate and bad.any():
+        (data, variance), bad = interpolate_bad_pixels(
+            [data, variance], bad, weighting.max_xlag, weighting.max_ylag)
+        log(f"interpolated {int(weighting.bad.sum()) - int(bad.sum())} bad-weight pixel(s) "
+            f"(INTERP_TYPE ALL, lags {weighting.max_xlag} x {weighting.max_ylag}); "
+            f"{int(bad.sum())} left out")
+    mask = bad if mask is None else (mask | bad)
+    if mask.all():
+        raise ToolError("every pixel of the image is masked or has a bad weight")
+    return data, variance, mask, bad
+
+
 def weight_variance(path, hdu, kind, thresh, image, mask, back_size, back_filtersize):
-    """The variance map of a weight map file and the mask with its bad pixels added."""
-    if not path:
-        return None, mask
+    """(variance map, bad pixels) of a weight map file, or (None, None) without one."""
+    if path:
+        hdu, found = choose_hdu(path, hdu, WEIGHT_HDU_NAMES, "weight map")
+    if not path or not found:
+        return None, None
     weight = read_image(path, "weight map", hdu=hdu)
-    if weight.shape != image.shape:
-        raise ToolError(f"the weight map is {weight.shape[1]} x {weight.shape[0]} pixels but "
-                        f"the image is {image.shape[1]} x {image.shape[0]}; they must have the "
-                        "same shape")
+    require_same_shape(weight, image.shape, "weight map")
     raw = np.where(weight.invalid, np.nan, weight.data) if weight.invalid is not None \
         else weight.data
     variance, bad, sigfac = variance_map(raw, kind, thresh, image.data, mask, back_size,
                                          back_filtersize)
     log(f"weight map ({kind}, {weight.description}): {int(bad.sum())} bad "
         f"pixel(s); variance rescaled by {sigfac ** 2:.5g}")
-    mask = bad if mask is None else (mask | bad)
-    if mask.all():
+    if (bad if mask is None else (mask | bad)).all():
         raise ToolError("every pixel of the image is masked or has a bad weight")
-    return variance, mask
+    return variance, bad
 
 
 def flag_map(path, hdu, kind, shape):
     """(flag map, FLAG_TYPE) of a flag image file, or None without one."""
-    if not path:
+    flags = read_flag_map(path, hdu, shape)
+    if flags is None:
         return None
-    flags = check_flag_image(read_image(path, "flag image", hdu=hdu), shape)
     log(f"flag image: {int((flags != 0).sum())} flagged pixel(s); IMAFLAGS_ISO = "
         f"{kind.upper()} over each footprint")
     return flags, kind
@@ -518,20 +568,22 @@ def main(argv=None):
     mask = detection_mask(image, args.mask, args.mask_thresh)
     zeropoint, zp_source = choose_zeropoint(args.zeropoint, image.header)
     saturation, sat_source = choose_saturation(args.saturation, image.header)
-    filter_type = args.filter_type or ("conv" if args.weight else "matched")
+    variance, bad = weight_variance(args.weight, args.weight_hdu, args.weight_type,
+                                    args.weight_thresh, image, mask, args.back_size,
+                                    args.back_filtersize)
+    weighting = None if variance is None else Weighting(
+        variance, bad, args.interp_type == "all", args.interp_maxxlag, args.interp_maxylag)
+    filter_type = args.filter_type or ("conv" if weighting else "matched")
     detection = Detection(args.thresh, args.err_model, args.minarea, filter_type,
                           args.deblend_nthresh, args.deblend_cont, not args.no_clean,
                           args.clean_param)
-    photometry = Photometry(zeropoint, choose_gain(args.gain, image.header, args.weight),
+    photometry = Photometry(zeropoint, choose_gain(args.gain, image.header, weighting),
                             saturation, args.kron_factor, args.kron_min_radius)
     stars = StarGalaxy(args.seeing_fwhm, choose_pixel_scale(args.pixel_scale, image),
                        read_nnw(args.nnw))
-    variance, mask = weight_variance(args.weight, args.weight_hdu, args.weight_type,
-                                     args.weight_thresh, image, mask, args.back_size,
-                                     args.back_filtersize)
     flags = flag_map(args.flag_image, args.flag_hdu, args.flag_type, image.shape)
     result = extract_sources(image, mask, kernel, args.back_size, args.back_filtersize,
-                             detection, photometry, stars, variance, flags)
+                             detection, photometry, stars, weighting, flags)
     log(f"zero point {zeropoint:g} ({zp_source}); saturation "
         f"{'none' if saturation is None else f'{saturation:g}'} ({sat_source})")
     with Outputs() as out:

@@ -21,11 +21,15 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from astro_catalogs import read_catalog, write_catalog  # noqa: E402
 from astro_common import (  # noqa: E402
-    finite_float, log, new_parser, non_negative_int, Outputs, positive_float, positive_int,
-    run_cli, ToolError,
+    existing_file, finite_float, log, new_parser, non_negative_int, Outputs, positive_float,
+    positive_int, run_cli, ToolError,
 )
 from astro_ellipses import elliptical_radius, kron_ellipses, kron_size  # noqa: E402
-from astro_images import add_image_arguments, read_image, read_image_argument  # noqa: E402
+from astro_images import (  # noqa: E402
+    add_image_arguments, plane_hdu_argument, read_image, read_image_argument,
+    require_same_shape,
+)
+from astro_weights import bad_weight_mask, flagged_pixels, read_flag_map  # noqa: E402,I100
 
 SKY_COLUMNS = ("XPEAK_IMAGE", "YPEAK_IMAGE", "KRON_RADIUS", "A_IMAGE", "THETA_IMAGE")
 FIRST_RINGS = 2          # rings measured at first; the window doubles until the sky is found
@@ -73,7 +77,35 @@ def parse_args(argv=None):
                              "without the sky turning gets SKY_FLAG 1")
     parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="random seed for the boxes")
+    bad = parser.add_argument_group("pixels that are never sky")
+    bad.add_argument("--weight", type=existing_file,
+                     help="weight map (inverse variance): pixels of zero, negative or NaN "
+                          "weight are never sky")
+    bad.add_argument("--weight-hdu", type=plane_hdu_argument,
+                     help="its HDU: a number, a name (INVVAR, WGT) or 'auto'")
+    bad.add_argument("--flag-image", type=existing_file,
+                     help="integer flag map: its flagged pixels are never sky")
+    bad.add_argument("--flag-hdu", type=plane_hdu_argument,
+                     help="its HDU: a number, a name (MASKBITS) or 'auto'")
+    bad.add_argument("--flag-bits", type=positive_int,
+                     help="only these bits count (a sum of powers of 2); default: any "
+                          "non-zero value")
     return parser.parse_args(argv)
+
+
+def never_sky(labels, weight_path, weight_hdu, flag_path, flag_hdu, flag_bits):
+    """Mark the pixels a weight map or a flag image rules out as nobody's (-1): never sky,
+    not even in an object's own rings."""
+    bad = bad_weight_mask(weight_path, weight_hdu, labels.shape)
+    if bad is not None:
+        labels[bad] = -1
+        log(f"weight map: {int(bad.sum())} pixel(s) of zero or bad weight are never sky")
+    flags = read_flag_map(flag_path, flag_hdu, labels.shape)
+    if flags is not None:
+        flagged = flagged_pixels(flags, flag_bits)
+        labels[flagged] = -1
+        log(f"flag image: {int(flagged.sum())} flagged pixel(s) are never sky")
+    return labels
 
 
 def object_geometry(catalog, settings):
@@ -243,9 +275,7 @@ def label_mask(path, shape):
     """The mask as integer labels (0 = sky, -1 = masked but nobody's). A 0/1 mask has no
     object labels: its masked pixels belong to no object (never to NUMBER 1)."""
     image = read_image(path, what="mask")
-    if image.shape != shape:
-        raise ToolError(f"the mask is {image.shape[1]} x {image.shape[0]} pixels but the "
-                        f"image is {shape[1]} x {shape[0]}; they must have the same shape")
+    require_same_shape(image, shape, "mask")
     labels = np.rint(image.data).astype(np.int64)
     if image.invalid is not None:
         labels[image.invalid] = -1
@@ -282,7 +312,8 @@ def main(argv=None):
     args = parse_args(argv)
     image = read_image_argument(args)
     catalog = read_catalog(args.catalog, "the catalog")
-    labels = label_mask(args.mask, image.shape)
+    labels = never_sky(label_mask(args.mask, image.shape), args.weight, args.weight_hdu,
+                       args.flag_image, args.flag_hdu, args.flag_bits)
     settings = SkySettings(args.scale, args.offset, args.ring_width, args.max_scale, args.nbox,
                            args.box_size, args.seed)
     result = compute_sky(image, catalog, labels, args.method, settings)

@@ -6,6 +6,12 @@ tests without internet. It answers like the real service (see the reference note
   real header layout (SURVEY, VERSION, IMAGETYP, BANDS, BAND0.., RA---TAN/DEC--TAN, CD).
   The pixels are sep's real NTT image, sky-subtracted and scaled (band g 0.5x, r 1x,
   i 1.2x, z 1.5x), tiled to the asked size.
+  With `invvar` in the query (and pixscale below 0.524, as the service), a second HDU
+  (IMAGETYP INVVAR) holds the inverse-variance cube: 1 / sigma^2 of each band's noise,
+  zero in a dead column (x = 20) and over a bleed trail of the brightest object; with
+  `maskbits`, a last HDU (IMAGETYP MASKBITS, int32, 2-D) flags that object's core and
+  trail as SATUR_R (bit 3) and a disc around it as BRIGHT (bit 1). As the service, the
+  extra HDUs repeat the image's header.
 - JPEG: an RGB composite of the same pixels.
 Failure modes, chosen by the position:
 - Dec < -80: outside the footprint (FITS: HTTP 500; JPEG: 200 with a blank image);
@@ -57,7 +63,41 @@ def cutout_pixels(width, height):
     return np.tile(sky, reps)[:height, :width]
 
 
-def fits_answer(ra, dec, width, height, pixscale, bands):
+NOISE = 0.327       # the sky noise of the base pixels: sep's image's RMS 65.5, / 200
+DEAD_COLUMN = 20
+
+
+def bright_object(base):
+    """The brightest pixel (y, x) and the pixels of its core and of a bleed trail up and
+    down its column (where a CCD would saturate)."""
+    y, x = np.unravel_index(np.argmax(base), base.shape)
+    yy, xx = np.indices(base.shape)
+    core = (yy - y) ** 2 + (xx - x) ** 2 <= 4
+    trail = (np.abs(xx - x) <= 1) & (np.abs(yy - y) <= 12)
+    disc = (yy - y) ** 2 + (xx - x) ** 2 <= 20 ** 2
+    return core | trail, disc
+
+
+def invvar_planes(base, bands):
+    saturated, _ = bright_object(base)
+    planes = []
+    for band in bands:
+        plane = np.full(base.shape, 1.0 / (NOISE * BAND_FACTORS[band]) ** 2, np.float32)
+        plane[:, DEAD_COLUMN] = 0.0
+        plane[saturated] = 0.0
+        planes.append(plane)
+    return np.stack(planes)
+
+
+def maskbits_plane(base):
+    saturated, disc = bright_object(base)
+    bits = np.zeros(base.shape, np.int32)
+    bits[disc] |= 1 << 1        # BRIGHT
+    bits[saturated] |= 1 << 3   # SATUR_R
+    return bits
+
+
+def fits_answer(ra, dec, width, height, pixscale, bands, invvar=False, maskbits=False):
     from astropy.io import fits
     base = cutout_pixels(width, height)
     cube = np.stack([base * BAND_FACTORS[b] for b in bands]).astype(np.float32)
@@ -73,9 +113,21 @@ def fits_answer(ra, dec, width, height, pixscale, bands):
     header["CRPIX1"], header["CRPIX2"] = (width + 1) / 2.0, (height + 1) / 2.0
     header["CD1_1"], header["CD1_2"] = -pixscale / 3600.0, 0.0
     header["CD2_1"], header["CD2_2"] = 0.0, pixscale / 3600.0
+    hdus = [fits.PrimaryHDU(cube, header)]
+    planes = pixscale < 0.524  # the service has no planes for scaled-down images
+    if invvar and planes:
+        hdus.append(fits.ImageHDU(invvar_planes(base, bands), typed(header, "INVVAR")))
+    if maskbits and planes:
+        hdus.append(fits.ImageHDU(maskbits_plane(base), typed(header, "MASKBITS")))
     buffer = io.BytesIO()
-    fits.PrimaryHDU(cube, header).writeto(buffer)
+    fits.HDUList(hdus).writeto(buffer)
     return buffer.getvalue()
+
+
+def typed(header, kind):
+    header = header.copy()
+    header["IMAGETYP"] = kind
+    return header
 
 
 def jpeg_answer(width, height, blank=False):
@@ -134,7 +186,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (http.server's name)
         url = urllib.parse.urlparse(self.path)
         kind = url.path.rstrip("/").rsplit("/", 1)[-1]
-        query = dict(urllib.parse.parse_qsl(url.query))
+        query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
         if kind not in ("fits-cutout", "jpeg-cutout"):
             return self.reply(404, b"<html>Not found</html>", "text/html")
         if "ra" not in query or "dec" not in query:
@@ -163,7 +215,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(500, b"<html>Internal Server Error</html>", "text/html")
         bands = "".join(b for b in query.get("bands", LAYERS[layer]) if b in LAYERS[layer]) \
             or LAYERS[layer]  # an unknown letter falls back to the default, as the service
-        body = fits_answer(ra, dec, width, height, float(query.get("pixscale", 0.262)), bands)
+        body = fits_answer(ra, dec, width, height, float(query.get("pixscale", 0.262)), bands,
+                           "invvar" in query, "maskbits" in query)
         return self.reply(200, body, "application/fits")
 
 

@@ -18,6 +18,13 @@ Weights and flags: sextractor_weights_mosaic3.cat, the Mosaic3 CCD with its inve
 map (mosaic3_z_ccd3_oow.fits, WEIGHT_TYPE MAP_WEIGHT) and its DQ map
 (mosaic3_z_ccd3_ood.fits, FLAG_IMAGE, FLAG_TYPE OR), the columns of
 sextractor_weights.param, SEEING_FWHM 1.3, PIXEL_SCALE 0.262, GAIN 0.
+
+Bad-pixel interpolation: saturated_star.fits (a star saturated at 3000 on a sky of 100 with
+noise 1, a bleed trail 3 pixels wide and 41 long, seed 3) and saturated_star_weight.fits
+(zero over the saturated core and the trail, 1 elsewhere), WEIGHT_TYPE MAP_WEIGHT,
+DETECT_THRESH 5, the columns of sextractor_interp.param:
+- sextractor_interp_all.cat: INTERP_TYPE ALL (SExtractor's default with a weight map);
+- sextractor_interp_none.cat: INTERP_TYPE NONE.
 """
 
 import os
@@ -80,9 +87,34 @@ def weight_references():
                    weight, "-FLAG_IMAGE", flags, "-FLAG_TYPE", "OR")
 
 
+def saturated_star():
+    rng = np.random.default_rng(3)
+    yy, xx = np.indices((160, 160))
+    star = 2e5 * np.exp(-((xx - 80) ** 2 + (yy - 80) ** 2) / (2 * 3.0 ** 2))
+    image = rng.normal(100.0, 1.0, (160, 160)) + star
+    trail = (np.abs(xx - 80) <= 1) & (np.abs(yy - 80) <= 20)
+    image[trail] = np.maximum(image[trail], 3000.0)
+    bad = (image >= 3000.0) | trail
+    note = ("COMMENT", "synthetic: tests/make_sextractor_references.py saturated_star()")
+    fits.PrimaryHDU(np.minimum(image, 3000.0).astype(np.float32), fits.Header([note])).writeto(
+        os.path.join(DATA, "saturated_star.fits"), overwrite=True)
+    fits.PrimaryHDU(np.where(bad, 0.0, 1.0).astype(np.float32), fits.Header([note])).writeto(
+        os.path.join(DATA, "saturated_star_weight.fits"), overwrite=True)
+
+
+def interpolation_references():
+    for kind in ("ALL", "NONE"):
+        sextractor("saturated_star.fits", f"sextractor_interp_{kind.lower()}.cat",
+                   "-PARAMETERS_NAME", "sextractor_interp.param", "-DETECT_THRESH", "5",
+                   "-ANALYSIS_THRESH", "5", "-WEIGHT_TYPE", "MAP_WEIGHT", "-WEIGHT_IMAGE",
+                   "saturated_star_weight.fits", "-INTERP_TYPE", kind)
+
+
 if __name__ == "__main__":
     measurement_image()
     sextractor("sep_image.fits", "sextractor_dual_detection.cat")
     sextractor("sep_image.fits,sep_measure.fits", "sextractor_dual_measure.cat")
     class_star_references()
     weight_references()
+    saturated_star()
+    interpolation_references()

@@ -113,5 +113,32 @@ def main():
                     "%.3f", "%.2f", "%.2f", "%.2f", "%d"])
 
 
+def desi_planes_file():
+    """desi_r_planes.fits: an r-band cutout as desi_cutout writes it with --invvar and
+    --maskbits, fetched from the local imitation of the service (sep's real pixels)."""
+    import shutil
+    import tempfile
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import desi_cutout
+    import fake_legacy_service
+    server, url = fake_legacy_service.start_server()
+    os.environ["DESI_LEGACY_BASE_URL"] = url
+    with tempfile.TemporaryDirectory() as folder:
+        desi_cutout.main(["--ra", "150.1", "--dec", "2.2", "--size", "120", "--bands", "r",
+                          "--fits", "--invvar", "--maskbits", "--output-dir", folder])
+        shutil.copy(os.path.join(folder, "r.fits"), path("desi_r_planes.fits"))
+    server.shutdown()
+    # its catalog (weighted by INVVAR, flagged by MASKBITS) and that catalog's mask
+    import mask_build
+    import sep_extract
+    planes = path("desi_r_planes.fits")
+    sep_extract.main(["--image", planes, "--weight", planes, "--weight-hdu", "auto",
+                      "--flag-image", planes, "--flag-hdu", "auto", "--catalog",
+                      path("desi_r_planes.tabular")])
+    mask_build.main(["--catalog", path("desi_r_planes.tabular"), "--image", planes,
+                     "--output", path("desi_r_planes_mask.fits")])
+
+
 if __name__ == "__main__":
     main()
+    desi_planes_file()

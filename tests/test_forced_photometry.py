@@ -184,7 +184,7 @@ def shifted_wcs_image(tmp_path):
     ("aperture", "Error: --colour-aperture 7 is not one of --apertures (5, 10)"),
     ("oneband", "Error: a colour-magnitude diagram needs at least two bands"),
     ("weight", "Error: the weight map has no usable pixel: every value is bad for MAP_VAR"),
-    ("weightshape", "Error: the weight of band i is 120 x 100 pixels but its image is 256 x 256"),
+    ("weightshape", "Error: the weight of band i is 120 x 100 pixels but the image is 256 x 256"),
     ("range", "Error: --red-sequence '21,17': the bright limit must be below the faint"),
 ])
 def test_bad_inputs(run_script, tmp_path, case, message):

@@ -48,7 +48,8 @@ def test_against_sextractor_with_map_weight_and_a_flag_image(run_script, tmp_pat
     error = ours["FLUXERR_AUTO"][index] / theirs["FLUXERR_AUTO"] - 1
     assert np.all(np.abs(error) < 0.06)
     np.testing.assert_array_equal(ours["IMAFLAGS_ISO"], 0)  # this cutout's DQ is all 0
-    assert list(ours)[-3:] == ["IMAFLAGS_ISO", "NIMAFLAGS_ISO", "FLAGS"]
+    assert list(ours)[-4:] == ["IMAFLAGS_ISO", "NIMAFLAGS_ISO", "FLAGS", "FLAGS_WEIGHT"]
+    np.testing.assert_array_equal(ours["FLAGS_WEIGHT"], 0)  # no bad weight in this cutout
     assert "gain 1.91 from the header's GAIN" in result.out
 
 
@@ -72,11 +73,13 @@ def test_a_variance_equal_to_the_sky_gives_the_plain_catalog(run_script, tmp_pat
 
 
 def test_zero_weight_pixels_are_left_out(run_script, tmp_path):
+    """INTERP_TYPE NONE: bad-weight pixels are neither detected nor measured."""
     weight = np.ones((256, 256), dtype=np.float32)
     weight[170:200, 220:250] = 0  # the saturated star at (233, 183), 1-based
     path = tmp_path / "w.fits"
     fits.PrimaryHDU(weight).writeto(path)
-    result = extract(run_script, tmp_path, data_path("sep_image.fits"), "--weight", path)
+    result = extract(run_script, tmp_path, data_path("sep_image.fits"), "--weight", path,
+                     "--interp-type", "none")
     assert result.status == 0, result.err
     assert "900 bad pixel(s)" in result.out
     x, y = result.catalog["X_IMAGE"], result.catalog["Y_IMAGE"]
