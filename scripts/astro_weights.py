@@ -130,18 +130,19 @@ def interpolate_bad_pixels(arrays, bad, xlag=INTERP_MAXLAG, ylag=INTERP_MAXLAG):
     return filled, still_bad
 
 
-def weight_flags(segmap, bad, count):
-    """SExtractor's FLAGS_WEIGHT of objects 1..count: 1 when a bad-weight pixel is inside
-    the isophotal footprint, 2 when one outside it touches it (is one of the 8 neighbours
-    of a footprint pixel)."""
+def weight_flags(segmap, bad, count, kernel_shape=(1, 1)):
+    """SExtractor's FLAGS_WEIGHT of objects 1..count (src/scan.c): 1 when a pixel of the
+    isophotal footprint has a bad weight; 2 when the detection's filtered variance is bad
+    at a footprint pixel or one of its 8 neighbours, i.e. a bad pixel lies within the
+    filter kernel's reach (kernel_shape) plus one pixel of the footprint."""
     from scipy import ndimage
     flags = np.zeros(count, dtype=np.int64)
     if count == 0 or not bad.any():
         return flags
     inside = np.unique(segmap[bad & (segmap > 0)])
     flags[inside - 1] |= FLAGS_WEIGHT_OVERLAP
-    outside = bad & (segmap == 0)  # bad pixels of no footprint, and their 8 neighbours
-    near = ndimage.binary_dilation(outside, structure=np.ones((3, 3), dtype=bool))
+    reach = ndimage.binary_dilation(bad, structure=np.ones(kernel_shape, dtype=bool))
+    near = ndimage.binary_dilation(reach, structure=np.ones((3, 3), dtype=bool))
     touched = np.unique(segmap[near & (segmap > 0)])
     flags[touched - 1] |= FLAGS_WEIGHT_TOUCH
     return flags

@@ -439,6 +439,9 @@ class Extraction:
     mask: np.ndarray
 
 
+BAD_VARIANCE = 1e30  # SExtractor's BIG: the variance of a bad-weight pixel
+
+
 @dataclass(frozen=True)
 class Weighting:
     """A weight map's variance and bad pixels, and SExtractor's INTERP_TYPE for them."""
@@ -468,9 +471,11 @@ def extract_sources(image, mask, kernel, back_size, back_filtersize, detection, 
     del data
     if variance is not None:  # thresholds and errors follow the weight map, pixel by pixel
         err = np.sqrt(variance).astype(image.data.dtype)
+        detect_err = detection_noise(variance, still_bad, kernel, detection.filter_type, err)
     else:
-        err = error_for(detection.err_model, bkg)
-    objects, segmap = detect(data_sub, mask, err, kernel, detection)
+        err = detect_err = error_for(detection.err_model, bkg)
+    objects, segmap = detect(data_sub, mask, detect_err, kernel, detection)
+    del detect_err
     # the absolute analysis threshold, as SExtractor's CLASS_STAR takes it
     thresh = detection.thresh * (1.0 if detection.err_model == "none" and variance is None
                                  else bkg.globalrms)
@@ -484,9 +489,25 @@ def extract_sources(image, mask, kernel, back_size, back_filtersize, detection, 
     elif flags is not None:
         catalog["IMAFLAGS_ISO"] = catalog["NIMAFLAGS_ISO"] = np.zeros(0, dtype=np.int64)
     if weighting is not None:
-        catalog["FLAGS_WEIGHT"] = weight_flags(segmap, still_bad, len(objects))
+        reach = (1, 1) if kernel is None else np.shape(kernel)
+        catalog["FLAGS_WEIGHT"] = weight_flags(segmap, still_bad, len(objects), reach)
     return Extraction(catalog, notes, background, lambda: bkg.rms(dtype=image.data.dtype),
                       segmap, data_sub, mask)
+
+
+def detection_noise(variance, bad, kernel, filter_type, err):
+    """The noise the detection threshold follows. SExtractor filters the variance map with
+    the detection kernel too (conv filtering), bad pixels counting as infinite variance:
+    the threshold rises next to them. sep's matched filter weighs the noise itself."""
+    if kernel is None or filter_type != "conv":
+        return err
+    from scipy import ndimage
+    weights = np.asarray(kernel, dtype=np.float64)
+    weights = weights / np.abs(weights).sum()
+    source = np.where(bad, BAD_VARIANCE, variance).astype(np.float64)
+    # zero outside the image, as SExtractor's convolve() at the edges
+    filtered = ndimage.correlate(source, weights, mode="constant", cval=0.0)
+    return np.sqrt(np.maximum(filtered, 0.0)).astype(err.dtype)
 
 
 def weighted_pixels(data, mask, weighting):
