@@ -39,7 +39,7 @@ FLAGS_WEIGHT_TOUCH = 2    # a bad-weight pixel next to it
 
 def bad_weight_pixels(values, kind, thresh):
     """True where a weight-map pixel is bad (see the module notes)."""
-    values = np.asarray(values, dtype=np.float64)
+    values = np.asarray(values)
     bad = ~np.isfinite(values)
     with np.errstate(invalid="ignore"):
         if kind == "map_weight":
@@ -60,31 +60,54 @@ def _mesh_values(map_2d, box):
 
 
 def variance_map(values, kind, thresh, data, mask, back_size, back_filtersize):
-    """(variance (float32, 0 at bad pixels), bad pixels, the rescaling factor sigfac) of a
-    weight map of the given kind, for the image `data` (mask: pixels not to use)."""
+    """(variance (float32, 0 at bad pixels), bad pixels, the rescaling factor sigfac, the
+    image's sep.Background without the masked and bad pixels) of a weight map of the given
+    kind, for the image `data` (mask: pixels not to use). Float32 throughout: the memory
+    stays a few times the image's."""
     import sep
     bad = bad_weight_pixels(values, kind, thresh)
     if bad.all():
         raise ToolError(f"the weight map has no usable pixel: every value is bad for "
                         f"{kind.upper()} (zero, negative, NaN or beyond the threshold)")
-    values = np.asarray(values, dtype=np.float64)
-    if kind == "map_rms":
-        variance = np.where(bad, 0.0, values) ** 2
-        return variance.astype(np.float32), bad, 1.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        raw = np.where(bad, 0.0, 1.0 / values if kind == "map_weight" else values)
-    filled = np.where(bad, np.median(raw[~bad]), raw)
+    values = np.asarray(values, dtype=np.float32)
     skip = bad if mask is None else (bad | mask)
     science = sep.Background(np.ascontiguousarray(data), mask=skip, bw=back_size,
                              bh=back_size, fw=back_filtersize, fh=back_filtersize)
-    noise = sep.Background(np.ascontiguousarray(filled, dtype=np.float32), mask=bad,
-                           bw=back_size, bh=back_size, fw=back_filtersize, fh=back_filtersize)
+    raw = np.zeros(values.shape, dtype=np.float32)
+    good = ~bad
+    if kind == "map_rms":
+        np.square(values, out=raw, where=good)
+        return raw, bad, 1.0, science
+    if kind == "map_weight":
+        np.divide(np.float32(1.0), values, out=raw, where=good)
+    else:
+        np.copyto(raw, values, where=good)
+    filled = raw.copy()
+    filled[bad] = np.median(raw[good])
+    noise = sep.Background(filled, mask=bad, bw=back_size, bh=back_size, fw=back_filtersize,
+                           fh=back_filtersize)
+    del filled
     sigma = _mesh_values(science.rms(), back_size)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = sigma / np.sqrt(_mesh_values(noise.back(), back_size))
     ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
     sigfac = float(np.median(ratio)) if len(ratio) else 1.0
-    return (raw * sigfac ** 2).astype(np.float32), bad, sigfac
+    raw *= np.float32(sigfac ** 2)
+    return raw, bad, sigfac, science
+
+
+def filtered(values, kernel):
+    """values correlated with a kernel, zero beyond the edges (SExtractor's convolve());
+    a separable kernel (SExtractor's default 1 2 1) as two 1-D passes, in float32."""
+    from scipy import ndimage
+    kernel = np.asarray(kernel, dtype=np.float64)
+    u, s, vt = np.linalg.svd(kernel)
+    if s[0] > 0 and (len(s) < 2 or s[1] <= 1e-12 * s[0]):
+        column, row = u[:, 0] * np.sqrt(s[0]), vt[0] * np.sqrt(s[0])
+        out = ndimage.correlate1d(values, row.astype(np.float32), axis=1, mode="constant")
+        return ndimage.correlate1d(out, column.astype(np.float32), axis=0, mode="constant",
+                                   output=out)
+    return ndimage.correlate(values, kernel.astype(np.float32), mode="constant")
 
 
 def interpolate_bad_pixels(arrays, bad, xlag=INTERP_MAXLAG, ylag=INTERP_MAXLAG):

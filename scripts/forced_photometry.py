@@ -283,12 +283,12 @@ def measure_band(image, mask, weight, weight_type, apertures, diameters, zeropoi
                  back_size, back_filtersize, segmap, interpolate=True):
     """Every column of one band, as name -> array (the band suffix is added later)."""
     import sep
-    data, err = image.data, None
+    data, err, bkg = image.data, None, None
     if weight is not None:
         raw = weight.data if weight.invalid is None \
             else np.where(weight.invalid, np.nan, weight.data)
-        variance, bad, _ = variance_map(raw, weight_type, None, image.data, mask, back_size,
-                                        back_filtersize)
+        variance, bad, _, bkg = variance_map(raw, weight_type, None, image.data, mask,
+                                             back_size, back_filtersize)
         background_mask = mask | bad
         if interpolate and bad.any():  # as SExtractor's measurement image (INTERP_TYPE ALL)
             (data, variance), bad = interpolate_bad_pixels([image.data, variance], bad)
@@ -296,8 +296,9 @@ def measure_band(image, mask, weight, weight_type, apertures, diameters, zeropoi
         err = np.sqrt(variance).astype(image.data.dtype)
     else:
         background_mask = mask
-    bkg = estimate_background(image.data, background_mask if background_mask.any() else None,
-                              back_size, back_filtersize)
+    if bkg is None:
+        bkg = estimate_background(image.data, background_mask if background_mask.any()
+                                  else None, back_size, back_filtersize)
     data_sub = data - bkg.back(dtype=image.data.dtype)
     del data
     if err is None:

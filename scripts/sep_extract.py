@@ -29,8 +29,8 @@ from astro_photometry import (  # noqa: E402
 )
 from astro_weights import (  # noqa: E402,I100
     choose_hdu, combine_flags, FLAG_HDU_NAMES, FLAG_TYPES, INTERP_MAXLAG,
-    interpolate_bad_pixels, read_flag_map, variance_map, weight_flags, WEIGHT_HDU_NAMES,
-    WEIGHT_TYPES,
+    filtered, interpolate_bad_pixels, read_flag_map, variance_map, weight_flags,
+    WEIGHT_HDU_NAMES, WEIGHT_TYPES,
 )
 from astro_stellarity import (  # noqa: E402,I100
     class_star, estimate_seeing, footprint_pixels, isophotal_profile, read_nnw,
@@ -448,6 +448,7 @@ class Weighting:
 
     variance: np.ndarray
     bad: np.ndarray
+    background: object = None      # the image's sep.Background without the bad pixels
     interpolate: bool = True
     max_xlag: int = INTERP_MAXLAG
     max_ylag: int = INTERP_MAXLAG
@@ -458,13 +459,16 @@ def extract_sources(image, mask, kernel, back_size, back_filtersize, detection, 
     """Background, detection and measurement of one image; returns an Extraction.
     weighting: a Weighting (per-pixel variance from a weight map, its bad pixels);
     flags: (flag map, FLAG_TYPE) for IMAFLAGS_ISO."""
-    data, variance = image.data, None
+    data, variance, bkg = image.data, None, None
     if weighting is not None:
         background_mask = weighting.bad if mask is None else (mask | weighting.bad)
         data, variance, mask, still_bad = weighted_pixels(image.data, mask, weighting)
+        bkg = weighting.background
     else:
         background_mask = mask
-    bkg = estimate_background(image.data, background_mask, back_size, back_filtersize)
+    if bkg is None:
+        bkg = estimate_background(image.data, background_mask, back_size, back_filtersize)
+    del background_mask
     log(f"background: global level {bkg.globalback:.6g}, global RMS {bkg.globalrms:.6g}")
     background = bkg.back(dtype=image.data.dtype)
     data_sub = data - background
@@ -501,13 +505,11 @@ def detection_noise(variance, bad, kernel, filter_type, err):
     the threshold rises next to them. sep's matched filter weighs the noise itself."""
     if kernel is None or filter_type != "conv":
         return err
-    from scipy import ndimage
     weights = np.asarray(kernel, dtype=np.float64)
-    weights = weights / np.abs(weights).sum()
-    source = np.where(bad, BAD_VARIANCE, variance).astype(np.float64)
-    # zero outside the image, as SExtractor's convolve() at the edges
-    filtered = ndimage.correlate(source, weights, mode="constant", cval=0.0)
-    return np.sqrt(np.maximum(filtered, 0.0)).astype(err.dtype)
+    source = np.where(bad, np.float32(BAD_VARIANCE), variance).astype(np.float32)
+    noise = filtered(source, weights / np.abs(weights).sum())
+    np.maximum(noise, 0, out=noise)
+    return np.sqrt(noise, out=noise).astype(err.dtype, copy=False)
 
 
 def weighted_pixels(data, mask, weighting):
@@ -528,22 +530,23 @@ def weighted_pixels(data, mask, weighting):
 
 
 def weight_variance(path, hdu, kind, thresh, image, mask, back_size, back_filtersize):
-    """(variance map, bad pixels) of a weight map file, or (None, None) without one."""
+    """(variance map, bad pixels, the image's background without them) of a weight map
+    file, or (None, None, None) without one."""
     if path:
         hdu, found = choose_hdu(path, hdu, WEIGHT_HDU_NAMES, "weight map")
     if not path or not found:
-        return None, None
+        return None, None, None
     weight = read_image(path, "weight map", hdu=hdu)
     require_same_shape(weight, image.shape, "weight map")
     raw = np.where(weight.invalid, np.nan, weight.data) if weight.invalid is not None \
         else weight.data
-    variance, bad, sigfac = variance_map(raw, kind, thresh, image.data, mask, back_size,
-                                         back_filtersize)
+    variance, bad, sigfac, background = variance_map(raw, kind, thresh, image.data, mask,
+                                                     back_size, back_filtersize)
     log(f"weight map ({kind}, {weight.description}): {int(bad.sum())} bad "
         f"pixel(s); variance rescaled by {sigfac ** 2:.5g}")
     if (bad if mask is None else (mask | bad)).all():
         raise ToolError("every pixel of the image is masked or has a bad weight")
-    return variance, bad
+    return variance, bad, background
 
 
 def flag_map(path, hdu, kind, shape):
@@ -589,11 +592,12 @@ def main(argv=None):
     mask = detection_mask(image, args.mask, args.mask_thresh)
     zeropoint, zp_source = choose_zeropoint(args.zeropoint, image.header)
     saturation, sat_source = choose_saturation(args.saturation, image.header)
-    variance, bad = weight_variance(args.weight, args.weight_hdu, args.weight_type,
-                                    args.weight_thresh, image, mask, args.back_size,
-                                    args.back_filtersize)
+    variance, bad, background = weight_variance(
+        args.weight, args.weight_hdu, args.weight_type, args.weight_thresh, image, mask,
+        args.back_size, args.back_filtersize)
     weighting = None if variance is None else Weighting(
-        variance, bad, args.interp_type == "all", args.interp_maxxlag, args.interp_maxylag)
+        variance, bad, background, args.interp_type == "all", args.interp_maxxlag,
+        args.interp_maxylag)
     filter_type = args.filter_type or ("conv" if weighting else "matched")
     detection = Detection(args.thresh, args.err_model, args.minarea, filter_type,
                           args.deblend_nthresh, args.deblend_cont, not args.no_clean,
