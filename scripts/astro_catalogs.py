@@ -23,13 +23,13 @@ CLUSEX_COLUMNS = (
 # Columns that hold whole numbers by nature; whole numbers stored as floats (because a
 # value is missing) are written without decimals.
 INTEGER_COLUMNS = {"NUMBER", "FLAGS", "ISOAREA_IMAGE", "XPEAK_IMAGE", "YPEAK_IMAGE",
-                   "SKY_NPIX", "SOURCE", "SKY_FLAG", "IMAFLAGS_ISO", "NIMAFLAGS_ISO"}
+                   "SKY_NPIX", "SOURCE", "SKY_FLAG", "IMAFLAGS_ISO", "NIMAFLAGS_ISO",
+                   "FLAGS_WEIGHT"}
 # Columns that are measurements (floats) even when a file writes them as "2"; tools
 # compute with them in place.
 FLOAT_COLUMNS = {"X_IMAGE", "Y_IMAGE", "A_IMAGE", "B_IMAGE", "THETA_IMAGE", "ELLIPTICITY",
                  "KRON_RADIUS", "FLUX_RADIUS", "BACKGROUND", "ALPHA_J2000", "DELTA_J2000",
                  "MAG_BEST", "MAG_AUTO", "FLUX_AUTO", "FLUX_ISO", "CLASS_STAR"}
-_INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
 _SEXTRACTOR_HEAD = re.compile(r"^#\s+(\d+)\s+([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -263,31 +263,53 @@ def _parse_rows(names, rows, what):
         repeated = sorted({n for n in names if names.count(n) > 1})
         raise ToolError(f"{what} has repeated or empty column names "
                         f"({', '.join(repeated) or 'an empty name'})")
-    fields = []
-    for number, line in rows:
-        values = line.split("\t") if "\t" in line else line.split()
-        if len(values) != len(names):
-            raise ToolError(f"{what}: line {number} has {len(values)} values but the header "
-                            f"names {len(names)} columns")
-        fields.append([value.strip() for value in values])
-    table = np.array(fields, dtype=str).reshape(len(rows), len(names))
-    catalog = Catalog((name, _typed_column(name, table[:, k])) for k, name in enumerate(names))
+    table = _split_columns([line for _, line in rows], len(names), rows, what)
+    catalog = Catalog((name, _typed_column(name, table[k])) for k, name in enumerate(names))
     catalog.lines = np.array([number for number, _ in rows], dtype=np.int64)
     for k, name in enumerate(names):
         if catalog[name].dtype.kind == "f":  # written back as it came in while unchanged
-            catalog.remember_text(name, table[:, k])
+            catalog.remember_text(name, table[k])
     return catalog
+
+
+def _split_columns(lines, ncols, rows, what):
+    """The text of each column (stripped), from tab-separated lines (or, without tabs,
+    whitespace-separated ones). All lines are split in one call once every line is known
+    to have ncols fields: a million-row catalog in seconds, not minutes."""
+    if not lines:
+        return [np.array([], dtype=str) for _ in range(ncols)]
+    tabbed = [line.count("\t") for line in lines]
+    if all(count == ncols - 1 for count in tabbed):
+        joined = "\t".join(lines)
+        flat = joined.split("\t")
+    else:
+        widths = [len(line.split("\t")) if count else len(line.split())
+                  for line, count in zip(lines, tabbed)]
+        for (number, _), width in zip(rows, widths):
+            if width != ncols:
+                raise ToolError(f"{what}: line {number} has {width} values but the header "
+                                f"names {ncols} columns")
+        joined = None
+        flat = [value for line, count in zip(lines, tabbed)
+                for value in (line.split("\t") if count else line.split())]
+    columns = [np.array(flat[k::ncols], dtype=str) for k in range(ncols)]
+    del flat
+    if joined is None or " " in joined:
+        columns = [np.strings.strip(column) for column in columns]
+    return columns
 
 
 def _typed_column(name, text):
     """Integers where every value is a whole-number literal; floats where every value is a
     number written as its shortest exact text (an empty field is NaN); else the text itself,
     so that it is written back exactly (1.50, 150.22222222222222, MJD 57466.3320138889000)."""
-    if len(text) and name not in FLOAT_COLUMNS and all(_INTEGER_TEXT.match(t) for t in text):
+    if len(text) and name not in FLOAT_COLUMNS and _all_integer_text(text):
         try:
             return text.astype(np.int64)
         except OverflowError:
             return text  # beyond 64 bits: kept as written
+        except ValueError:
+            pass  # "+-5" and the like: not integers
     filled = np.where(text == "", "nan", text)
     try:
         values = filled.astype(np.float64)
@@ -296,9 +318,21 @@ def _typed_column(name, text):
     return values if _floats_hold_the_text(values, filled) else text
 
 
+def _all_integer_text(text):
+    """True when every text is a whole-number literal (an optional sign, then digits),
+    tested in one vectorised pass."""
+    return bool(np.all(np.strings.isdigit(np.strings.lstrip(text, "+-"))))
+
+
 def _floats_hold_the_text(values, text):
     """True when every float64 is the very number its text writes (1.7900 is 1.79; a
-    17-digit 150.22222222222222 is not the float 150.22222222222223)."""
+    17-digit 150.22222222222222 is not the float 150.22222222222223). A text of at most
+    15 characters has at most 15 significant digits, which a float64 always holds: only
+    the longer ones are compared, digit by digit."""
+    long = np.flatnonzero(np.strings.str_len(text) > 15)
+    if len(long) == 0:
+        return True
+    values, text = values[long], text[long]
     shortest = values.astype(str)  # numpy's shortest exact text of each float64
     written = np.char.lower(np.char.lstrip(text, "+"))
     decimal = (np.char.find(written, ".") >= 0) & (np.char.find(written, "e") < 0)
