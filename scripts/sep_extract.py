@@ -28,9 +28,9 @@ from astro_photometry import (  # noqa: E402
     choose_zeropoint, estimate_background, magnitudes, run_sep,
 )
 from astro_weights import (  # noqa: E402,I100
-    choose_hdu, combine_flags, FLAG_HDU_NAMES, FLAG_TYPES, INTERP_MAXLAG,
-    filtered, interpolate_bad_pixels, read_flag_map, variance_map, weight_flags,
-    WEIGHT_HDU_NAMES, WEIGHT_TYPES,
+    choose_hdu, combine_flags, filtered, FLAG_HDU_NAMES, FLAG_TYPES, INTERP_MAXLAG,
+    interpolate_bad_pixels, read_flag_map, variance_map, weight_flags, WEIGHT_HDU_NAMES,
+    WEIGHT_TYPES,
 )
 from astro_stellarity import (  # noqa: E402,I100
     class_star, estimate_seeing, footprint_pixels, isophotal_profile, read_nnw,
