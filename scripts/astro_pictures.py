@@ -57,16 +57,26 @@ def image_norm(data, stretch="asinh", percentiles=(0.5, 99.5)):
 
 
 def block_average(data, factor):
-    """The image averaged over factor x factor blocks (the edge blocks padded by their
-    own edge pixels), in the image's own float type."""
+    """The image averaged over factor x factor blocks (the edge blocks over the pixels they
+    have), in the image's own float type (float32 for a boolean mask). Summed a row and a
+    column of blocks at a time: the work arrays hold 2/factor of the image, never a copy."""
     if factor <= 1:
         return data
     ny, nx = data.shape
-    py, px = -ny % factor, -nx % factor
-    if py or px:
-        data = np.pad(data, ((0, py), (0, px)), mode="edge")
-    blocks = data.reshape(data.shape[0] // factor, factor, data.shape[1] // factor, factor)
-    return blocks.mean(axis=(1, 3), dtype=np.float64).astype(data.dtype, copy=False)
+    my, mx = -(-ny // factor), -(-nx // factor)
+    rows, row_count = np.zeros((my, nx)), np.zeros(my)
+    for k in range(factor):
+        part = data[k::factor]
+        rows[:len(part)] += part
+        row_count[:len(part)] += 1
+    blocks, column_count = np.zeros((my, mx)), np.zeros(mx)
+    for k in range(factor):
+        part = rows[:, k::factor]
+        blocks[:, :part.shape[1]] += part
+        column_count[:part.shape[1]] += 1
+    blocks /= row_count[:, None] * column_count[None, :]
+    kind = data.dtype if data.dtype.kind == "f" else np.float32
+    return blocks.astype(kind, copy=False)
 
 
 def render_overlay(data, layers, output, stretch="asinh", mask=None, wcs=None, title=None,
@@ -93,7 +103,9 @@ def render_overlay(data, layers, output, stretch="asinh", mask=None, wcs=None, t
               interpolation="nearest", extent=extent)
     del shown
     if mask is not None and mask.any():
-        shade = block_average(mask.astype(np.float32), factor)
+        shade = block_average(mask, factor)
+        if shade.dtype == bool:  # factor 1: the mask itself
+            shade = shade.astype(np.float32)
         ax.imshow(np.ma.masked_where(shade <= 0, shade), origin="lower", cmap="autumn",
                   alpha=0.35, interpolation="nearest", vmin=0, vmax=1, extent=extent)
     for layer in layers:

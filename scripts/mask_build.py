@@ -33,8 +33,8 @@ from astro_weights import flagged_pixels, read_flag_map  # noqa: E402
 MASK_COLUMNS = ("NUMBER", "XPEAK_IMAGE", "YPEAK_IMAGE", "KRON_RADIUS", "A_IMAGE",
                 "THETA_IMAGE")
 PEAK_MARGIN = 4        # px: CluSex's growth of a split box past the peak
-MAX_PAIRS = 20_000_000  # bounding-box pixels tested at once
-MAX_LABEL = 2 ** 31 - 2  # the mask is int32, and NUMBER + 1 marks boxes and regions
+MAX_PAIRS = 4_000_000  # bounding-box pixels tested at once (about 150 MB of work arrays)
+MAX_LABEL = 2 ** 31 - 3  # the mask is int32; NUMBER + 1 marks boxes and regions, + 2 DQ
 
 
 @dataclass(frozen=True)
@@ -132,17 +132,16 @@ def paint_ellipses(shape, numbers, ellipses):
     """Label image: each pixel strictly inside ellipses gets the NUMBER of the smallest one
     (ties: the first in the catalog). Every object's bounding box is tested at once."""
     ny, nx = shape
-    labels = np.zeros(shape, dtype=np.int64)
     if len(numbers) == 0:
-        return labels
+        return np.zeros(shape, dtype=np.int32)
     x0, y0 = ellipses.x - 1.0, ellipses.y - 1.0   # 0-based array positions
     major, minor, theta = ellipses.major, ellipses.minor, ellipses.theta
     area = major * minor
     order = np.lexsort((np.arange(len(area)), area))     # smallest first
-    rank_label = np.concatenate([np.asarray(numbers)[order], [0]])
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    best = np.full(ny * nx, len(order), dtype=np.int64)  # len(order) = no ellipse
+    rank_label = np.concatenate([np.asarray(numbers)[order], [0]]).astype(np.int32)
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    best = np.full(ny * nx, len(order), dtype=np.int32)  # len(order) = no ellipse
     hx, hy = ellipses.bounds()
     xlo = np.clip(np.ceil(x0 - hx), 0, nx).astype(np.int64)
     xhi = np.clip(np.floor(x0 + hx) + 1, 0, nx).astype(np.int64)

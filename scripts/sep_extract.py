@@ -495,7 +495,8 @@ def extract_sources(image, mask, kernel, back_size, back_filtersize, detection, 
     if weighting is not None:
         reach = (1, 1) if kernel is None else np.shape(kernel)
         catalog["FLAGS_WEIGHT"] = weight_flags(segmap, still_bad, len(objects), reach)
-    return Extraction(catalog, notes, background, lambda: bkg.rms(dtype=image.data.dtype),
+    dtype = image.data.dtype
+    return Extraction(catalog, notes, background, lambda: bkg.rms(dtype=dtype),
                       segmap, data_sub, mask)
 
 
@@ -565,6 +566,7 @@ def write_outputs(out, args, image, result):
     header = image.header.copy()
     if args.background:
         write_fits_image(out.path(args.background), result.background, header)
+    result.background = None  # each map is let go once written: memory stays bounded
     if args.rms:
         write_fits_image(out.path(args.rms), result.rms(), header)
     if args.segmentation:
@@ -572,8 +574,9 @@ def write_outputs(out, args, image, result):
         for key in ("BUNIT", "MAGZP", "PHOTZP", "SATURATE"):
             seg_header.remove(key, ignore_missing=True)
         seg_header["COMMENT"] = "segmentation map: pixel value = catalog NUMBER, 0 = sky"
-        write_fits_image(out.path(args.segmentation), result.segmentation.astype(np.int32),
-                         seg_header)
+        write_fits_image(out.path(args.segmentation),
+                         result.segmentation.astype(np.int32, copy=False), seg_header)
+    result.segmentation = None
     if args.overlay:
         from astro_pictures import catalog_layer, render_overlay  # matplotlib: only here
         catalog = result.catalog
@@ -611,6 +614,7 @@ def main(argv=None):
                              detection, photometry, stars, weighting, flags)
     log(f"zero point {zeropoint:g} ({zp_source}); saturation "
         f"{'none' if saturation is None else f'{saturation:g}'} ({sat_source})")
+    image.data = image.invalid = None  # the outputs need the header only
     with Outputs() as out:
         write_outputs(out, args, image, result)
     log(f"detected {result.catalog.nrows} objects")

@@ -94,3 +94,17 @@ def test_bad_inputs(run_script, tmp_path, argv, message):
     result = draw(run_script, tmp_path, "--image", data_path("sep_image.fits"), *argv)
     assert result.status == 2
     assert result.err.strip().startswith(message), result.err
+
+
+def test_block_average_is_the_mean_of_each_block():
+    """The picture is drawn from block means (edge blocks over the pixels they have)."""
+    from astro_pictures import block_average
+    rng = np.random.default_rng(0)
+    for ny, nx, factor in ((10, 10, 2), (11, 13, 3), (80, 81, 4), (5, 7, 7)):
+        data = rng.random((ny, nx)).astype(np.float32)
+        blocks = block_average(data, factor)
+        expected = [[data[i * factor:(i + 1) * factor, j * factor:(j + 1) * factor].mean()
+                     for j in range(-(-nx // factor))] for i in range(-(-ny // factor))]
+        assert blocks.dtype == np.float32
+        np.testing.assert_allclose(blocks, expected, rtol=1e-6)
+    assert block_average(rng.random((9, 9)) > 0.5, 3).dtype == np.float32
