@@ -340,11 +340,12 @@ def plain_words(rows):
     return " ".join(parts)
 
 
-def update_report(text, report=os.path.join(HERE, "report.md")):
-    """Put the section into the report, replacing an earlier one."""
+def update_report(text, report=os.path.join(HERE, "report.md"), begin=BEGIN, end=END):
+    """Put the section (between its begin and end markers) into the report, replacing an
+    earlier one."""
     current = open(report).read() if os.path.exists(report) else ""
-    if BEGIN in current and END in current:
-        current = current[:current.index(BEGIN)] + current[current.index(END) + len(END) + 1:]
+    if begin in current and end in current:
+        current = current[:current.index(begin)] + current[current.index(end) + len(end) + 1:]
     with open(report, "w") as handle:
         handle.write(current.rstrip("\n") + "\n\n" + text)
 

@@ -366,6 +366,8 @@ def main():
     print(f"wrote {os.path.join(HERE, 'report.md')}")
     # section 3: injection and recovery (validation/injection.py; it also runs alone)
     subprocess.run([sys.executable, os.path.join(HERE, "injection.py")], check=True)
+    # section 4: weight maps, flag images and bad pixels (validation/weights.py)
+    subprocess.run([sys.executable, os.path.join(HERE, "weights.py")], check=True)
 
 
 if __name__ == "__main__":
