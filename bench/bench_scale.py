@@ -60,11 +60,11 @@ def ellipse_catalog(count, size, seed=5):
         ("Y_IMAGE", rng.uniform(1, size, count)),
         ("XPEAK_IMAGE", rng.integers(1, size + 1, count)),
         ("YPEAK_IMAGE", rng.integers(1, size + 1, count)),
-        ("A_IMAGE", rng.uniform(0.8, 3.0, count)),
-        ("B_IMAGE", rng.uniform(0.5, 0.8, count)),
+        ("A_IMAGE", rng.uniform(0.5, 2.0, count)),   # a deep survey's small objects
+        ("B_IMAGE", rng.uniform(0.4, 0.5, count)),
         ("THETA_IMAGE", rng.uniform(-90, 90, count)),
         ("ELLIPTICITY", rng.uniform(0, 0.6, count)),
-        ("KRON_RADIUS", rng.uniform(3.5, 6.0, count)),
+        ("KRON_RADIUS", rng.uniform(3.5, 4.5, count)),
         ("FLUX_RADIUS", rng.uniform(1, 5, count)),
         ("ISOAREA_IMAGE", rng.integers(5, 200, count)),
         ("MAG_AUTO", rng.uniform(16, 26, count)),
@@ -82,6 +82,7 @@ def main():
 
     from astro_catalogs import write_catalog
     from bench_sep_extract import synthetic_field
+    from sep_extract import COLUMN_FORMATS
     mb = 1024 ** 2
     base = baseline_rss()
     rows = []
@@ -112,12 +113,13 @@ def main():
         fits.PrimaryHDU(np.zeros((mask_size, mask_size), np.float32)).writeto(
             os.path.join(out, "blank.fits"))
         big = os.path.join(out, "big.tab")
-        write_catalog(big, ellipse_catalog(args.ellipses, mask_size))
+        write_catalog(big, ellipse_catalog(args.ellipses, mask_size), COLUMN_FORMATS)
         mask_s, mask_rss = run_child("mask_build", [
             "--catalog", big, "--image", os.path.join(out, "blank.fits"),
             "--output", os.path.join(out, "mask.fits")])
         cold = os.path.join(out, "cold.tab")
-        write_catalog(cold, ellipse_catalog(args.ellipses // 2, mask_size, seed=6))
+        write_catalog(cold, ellipse_catalog(args.ellipses // 2, mask_size, seed=6),
+                      COLUMN_FORMATS)
         join_s, join_rss = run_child("catalog_join", [
             "--catalog1", big, "--catalog2", cold, "--output", os.path.join(out, "j.tab")])
         rows += [(f"mask_build, {args.ellipses:,} ellipses on {mask_size}^2", mask_s,

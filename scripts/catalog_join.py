@@ -118,6 +118,13 @@ def peaks(catalog):
     return np.column_stack([catalog["XPEAK_IMAGE"], catalog["YPEAK_IMAGE"]])
 
 
+def flattened(candidates, counts):
+    """The KD-tree's lists of neighbours as one index array (in one pass, not one small
+    array per object)."""
+    from itertools import chain
+    return np.fromiter(chain.from_iterable(candidates), dtype=np.int64, count=int(counts.sum()))
+
+
 def nearest_within(points, others, radius):
     """Index of the nearest of `others` within `radius` (inclusive) of each point, or -1.
     Ties go to the lowest index, as CluSex's argmin does."""
@@ -130,7 +137,7 @@ def nearest_within(points, others, radius):
     if counts.sum() == 0:
         return nearest
     owner = np.repeat(np.arange(len(points)), counts)
-    other = np.concatenate([np.asarray(c, dtype=np.int64) for c in candidates if c])
+    other = flattened(candidates, counts)
     distance = np.hypot(*(points[owner] - others[other]).T)
     order = np.lexsort((other, distance, owner))  # by point, then distance, then index
     owner, other = owner[order], other[order]
@@ -192,7 +199,7 @@ def covered_by_ellipses(points, catalog, join_scale):
     if counts.sum() == 0:
         return covered
     owner = np.repeat(np.arange(catalog.nrows), counts)
-    point = np.concatenate([np.asarray(c, dtype=np.int64) for c in candidates if c])
+    point = flattened(candidates, counts)
     mine = ellipses.take(owner)
     inside = inside_ellipses(points[point, 0], points[point, 1], mine.x, mine.y, mine.major,
                              mine.minor, mine.theta)
