@@ -299,7 +299,8 @@ def measure_band(image, mask, weight, weight_type, apertures, diameters, zeropoi
     if bkg is None:
         bkg = estimate_background(image.data, background_mask if background_mask.any()
                                   else None, back_size, back_filtersize)
-    data_sub = data - bkg.back(dtype=image.data.dtype)
+    back = bkg.back(dtype=image.data.dtype)  # the map once: the sums and BACKGROUND_b
+    data_sub = data - back
     del data
     if err is None:
         err = bkg.globalrms
@@ -331,7 +332,7 @@ def measure_band(image, mask, weight, weight_type, apertures, diameters, zeropoi
     ny, nx = image.shape
     col = np.clip(np.rint(p.x).astype(int), 0, nx - 1)
     row = np.clip(np.rint(p.y).astype(int), 0, ny - 1)
-    columns["BACKGROUND"] = bkg.back()[row, col].astype(float) if len(p.x) else np.zeros(0)
+    columns["BACKGROUND"] = back[row, col].astype(float) if len(p.x) else np.zeros(0)
     columns["FLAGS"] = band_flags(flags, flux)
     return columns, bkg
 
