@@ -7,6 +7,7 @@ from the same venv. A user and its API key are created through the API.
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,11 +17,17 @@ import time
 import urllib.error
 import urllib.request
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from suite_package import ensure_package, package_env  # noqa: E402
+
+HARNESS = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HARNESS)
 BOOTSTRAP_KEY = "astro-suite-bootstrap-key"
 USER_EMAIL = "admin@example.org"
 USER_NAME = "admin"
 USER_PASSWORD = "astro-suite-admin"
+PULSAR_USER = "pulsar-tests@example.org"  # the user whose jobs the tests send to Pulsar
+PULSAR_USER_NAME = "pulsar-tests"
 TOOL_SECTION = ("astronomy_source_extraction", "Astronomy: source extraction")
 START_TIMEOUT = 300  # seconds; a first start with an empty database takes about a minute
 
@@ -43,18 +50,60 @@ def tool_files():
     return names
 
 
-def write_job_conf(path, job_env):
-    """A local job runner whose jobs get job_env (Galaxy's jobs do not inherit the
-    server's environment)."""
-    lines = ["runners:", "  local:", "    load: galaxy.jobs.runners.local:LocalJobRunner",
-             "    workers: 4", "execution:", "  default: local", "  environments:",
-             "    local:", "      runner: local", "      env:"]
-    for name, value in sorted(job_env.items()):
-        lines += [f"        - name: {name}", f"          value: {json.dumps(value)}"]
-    if not job_env:
-        lines[-1] = "      env: []"
+def tool_ids():
+    """The ids of the suite's tools (the id attribute of each tool XML)."""
+    ids = []
+    for name in tool_files():
+        with open(os.path.join(REPO, "tools", name)) as handle:
+            ids.append(re.search(r'<tool\s+id="([^"]+)"', handle.read()).group(1))
+    return ids
+
+
+def job_env_entries(job_env, package=None):
+    """Galaxy job environment entries: job_env's values, and the suite's package first on
+    PATH and PYTHONPATH (the shell of the job script expands $PATH)."""
+    entries = [{"name": name, "value": value} for name, value in sorted(job_env.items())]
+    if package:
+        entries += [{"name": "PATH", "value": f'"{os.path.join(package, "bin")}:$PATH"',
+                     "raw": True},
+                    {"name": "PYTHONPATH", "value": package}]
+    return entries
+
+
+def job_conf(job_env, package=None, pulsar=None):
+    """Galaxy's job configuration: a local runner whose jobs get job_env (Galaxy's jobs do
+    not inherit the server's environment) and the suite's package; with pulsar (a dict:
+    url, token, user: the e-mail whose jobs go there, or "*" for every user) also a Pulsar
+    REST destination with remote staging, and a rule that sends the suite's tools there."""
+    env = job_env_entries(job_env, package)
+    conf = {"runners": {"local": {"load": "galaxy.jobs.runners.local:LocalJobRunner",
+                                  "workers": 4}},
+            "execution": {"default": "local",
+                          "environments": {"local": {"runner": "local", "env": env}}}}
+    if pulsar:
+        conf["runners"]["pulsar"] = {"load": "galaxy.jobs.runners.pulsar:PulsarRESTJobRunner"}
+        environments = conf["execution"]["environments"]
+        environments["pulsar"] = {
+            "runner": "pulsar", "url": pulsar["url"], "private_token": pulsar["token"],
+            # Pulsar fetches the inputs from Galaxy and sends the outputs back over HTTP:
+            # nothing of Galaxy's file system is visible to the job
+            "default_file_action": "remote_transfer",
+            "dependency_resolution": "remote", "rewrite_parameters": True, "env": env,
+            # each job's folder stays in Pulsar's staging directory: the harness checks
+            # there that the job ran and wrote its outputs on the Pulsar side
+            "cleanup_job": "never"}
+        environments["astro_route"] = {
+            "runner": "dynamic", "type": "python", "function": "astro_suite_route",
+            "rules_module": "astro_suite_job_rules", "pulsar_user": pulsar["user"],
+            "suite_tools": ",".join(tool_ids())}
+        conf["execution"]["default"] = "astro_route"
+    return conf
+
+
+def write_job_conf(path, job_env, package=None, pulsar=None):
+    import yaml
     with open(path, "w") as handle:
-        handle.write("\n".join(lines) + "\n")
+        yaml.safe_dump(job_conf(job_env, package, pulsar), handle, sort_keys=False)
 
 
 def static_folder(workdir):
@@ -80,11 +129,11 @@ def static_folder(workdir):
     return folder
 
 
-def write_config(workdir, port, job_env=None):
+def write_config(workdir, port, job_env=None, package=None, pulsar=None):
     """galaxy.yml, job_conf.yml and tool_conf.xml for a server whose state lives in
     workdir."""
     os.makedirs(workdir, exist_ok=True)
-    write_job_conf(os.path.join(workdir, "job_conf.yml"), job_env or {})
+    write_job_conf(os.path.join(workdir, "job_conf.yml"), job_env or {}, package, pulsar)
     entries = "\n".join(f'        <tool file="{name}"/>' for name in tool_files())
     with open(os.path.join(workdir, "tool_conf.xml"), "w") as handle:
         handle.write(f"""<?xml version="1.0"?>
@@ -112,6 +161,17 @@ def write_config(workdir, port, job_env=None):
         "galaxy_infrastructure_url": f"http://127.0.0.1:{port}",
         "allow_user_creation": True,
         "require_login": False,
+        # Uploads and metadata as Celery tasks, run by a Celery worker beside gunicorn (as
+        # a production Galaxy does; the broker is Galaxy's own SQLite control database):
+        # its pre-started processes spare every job the 4-5 s of CPU that a new Python
+        # importing Galaxy costs (data_fetch.py, metadata/set.py), most of a test job's
+        # time on a 2-core machine
+        "enable_celery_tasks": True,
+        "metadata_strategy": "directory_celery",
+        "celery_conf": {"result_backend": "db+sqlite:///"
+                        + os.path.join(workdir, "data", "results.sqlite"),
+                        "task_routes": {"galaxy.fetch_data": "galaxy.external",
+                                        "galaxy.set_job_metadata": "galaxy.external"}},
     }
     with open(os.path.join(workdir, "galaxy.yml"), "w") as handle:
         handle.write("galaxy:\n")
@@ -142,14 +202,14 @@ def wait_until_up(url, process, log_path, timeout=START_TIMEOUT):
     raise RuntimeError(f"Galaxy did not answer within {timeout} s; see {log_path}")
 
 
-def user_api_key(url):
-    """Create (or find) the admin user and return a fresh API key for it."""
-    users = api(url, f"/api/users?f_email={USER_EMAIL}", key=BOOTSTRAP_KEY)
+def user_api_key(url, email=USER_EMAIL, name=USER_NAME):
+    """Create (or find) a user and return a fresh API key for it."""
+    users = api(url, f"/api/users?f_email={email}", key=BOOTSTRAP_KEY)
     if users:
         user_id = users[0]["id"]
     else:
         user_id = api(url, "/api/users", key=BOOTSTRAP_KEY,
-                      data={"username": USER_NAME, "email": USER_EMAIL,
+                      data={"username": name, "email": email,
                             "password": USER_PASSWORD})["id"]
     return api(url, f"/api/users/{user_id}/api_key", key=BOOTSTRAP_KEY, data={})
 
@@ -183,23 +243,38 @@ def stop_on_signals():
 class GalaxyServer:
     """A Galaxy server process; use as a context manager so it is always stopped."""
 
-    def __init__(self, workdir, port=None, extra_env=None, quiet=False):
+    def __init__(self, workdir, port=None, extra_env=None, quiet=False, pulsar=None,
+                 pulsar_user=PULSAR_USER):
+        """pulsar: a running PulsarServer that the suite's tools are sent to, for the jobs
+        of pulsar_user (by default the second user this server creates, whose API key is
+        `pulsar_key`; "*": every user)."""
         self.workdir = os.path.abspath(workdir)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra_env = extra_env or {}
         self.log_path = os.path.join(self.workdir, "galaxy.log")
         self.process = None
+        self.celery = None  # the Celery worker (uploads and metadata)
         self.key = None
+        self.pulsar = pulsar
+        self.pulsar_user = pulsar_user
+        self.pulsar_key = None
         self.quiet = quiet
 
     def start(self):
-        write_config(self.workdir, self.port, self.extra_env)
+        package = ensure_package()
+        pulsar = None
+        if self.pulsar:
+            pulsar = {"url": self.pulsar.url, "token": self.pulsar.token,
+                      "user": self.pulsar_user}
+        write_config(self.workdir, self.port, self.extra_env, package, pulsar)
         venv = sys.prefix
         env = dict(os.environ)
         env.update(self.extra_env)
+        env.update(package_env(package, os.path.join(venv, "bin") + os.pathsep
+                               + env.get("PATH", "")))
+        env["PYTHONPATH"] += os.pathsep + HARNESS  # the job rules (astro_suite_job_rules)
         env.update({
-            "PATH": os.path.join(venv, "bin") + os.pathsep + env.get("PATH", ""),
             "VIRTUAL_ENV": venv,
             "GALAXY_CONFIG_FILE": os.path.join(self.workdir, "galaxy.yml"),
             "PYTHONUNBUFFERED": "1",
@@ -216,8 +291,16 @@ class GalaxyServer:
         self.process = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
         try:  # a signal while Galaxy starts must not leave it running
+            self.celery = subprocess.Popen(
+                [os.path.join(venv, "bin", "celery"), "--app", "galaxy.celery", "worker",
+                 "--concurrency", "2", "--loglevel", "INFO", "--pool", "threads",
+                 "--queues", "celery,galaxy.internal,galaxy.external"],
+                cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
             seconds = wait_until_up(self.url, self.process, self.log_path)
             self.key = user_api_key(self.url)
+            if self.pulsar:
+                self.pulsar_key = user_api_key(self.url, PULSAR_USER, PULSAR_USER_NAME)
         except BaseException:
             self.stop()
             raise
@@ -225,16 +308,20 @@ class GalaxyServer:
         return self
 
     def stop(self):
-        if self.process is None or self.process.poll() is not None:
+        running = [p for p in (self.process, self.celery) if p is not None and p.poll() is None]
+        for process in running:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for process in running:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if not running:
             return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        except ProcessLookupError:
-            pass
         self._say("Galaxy stopped")
 
     def keep_log(self, destination):

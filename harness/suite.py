@@ -24,8 +24,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import browser_check  # noqa: E402
 from galaxy_server import (  # noqa: E402
-    GalaxyServer, import_workflows, REPO, Stop, stop_on_signals, tool_files, TOOL_SECTION,
+    api, free_port, GalaxyServer, import_workflows, PULSAR_USER, REPO, Stop, stop_on_signals,
+    tool_files, tool_ids, TOOL_SECTION,
 )
+from pulsar_server import PulsarServer  # noqa: E402
+from suite_package import ensure_package, package_env  # noqa: E402
 
 OUTPUT_DIR = os.path.join(REPO, "test-output")
 CLUSEX_VERSION = "2.5.6"
@@ -40,10 +43,43 @@ def say(message):
     print(f"\n=== {message}", flush=True)
 
 
+RUNNING = set()  # the commands run() has started and not yet seen end
+
+
 def run(command, **kwargs):
     """Run a command, streaming its output; return its exit status."""
     print("$ " + " ".join(command), flush=True)
-    return subprocess.call(command, cwd=kwargs.pop("cwd", REPO), **kwargs)
+    process = subprocess.Popen(command, cwd=kwargs.pop("cwd", REPO), **kwargs)
+    RUNNING.add(process)
+    try:
+        return process.wait()
+    finally:
+        RUNNING.discard(process)
+
+
+def stop_running():
+    """End every command still running (a stop signal arrived while the threads of
+    in_parallel() wait for them)."""
+    for process in list(RUNNING):
+        process.terminate()
+    for process in list(RUNNING):
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def in_parallel(function, items):
+    """[function(item) for item in items], each in its own thread; a stop signal ends the
+    commands they run instead of waiting for them."""
+    pool = concurrent.futures.ThreadPoolExecutor(len(items))
+    try:
+        return list(pool.map(function, items))
+    except BaseException:
+        stop_running()
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 class Stages:
@@ -111,14 +147,18 @@ def run_pytest(extra=()):
 # planemo against the local Galaxy
 # --------------------------------------------------------------------------------------
 
-def planemo_test(server, targets, name):
-    """planemo test of the given tools or workflows; returns (ok, passed, failed)."""
+def planemo_test(server, targets, name, key=None, indices=()):
+    """planemo test of the given tools or workflows as the user of `key` (default: the
+    admin), only the tests of the given 1-based indices if any; returns (ok, passed,
+    failed)."""
     json_path = os.path.join(OUTPUT_DIR, f"{name}.json")
     command = [venv_bin("planemo"), "test", "--engine", "external_galaxy",
                "--galaxy_url", server.url, "--galaxy_admin_key", server.key,
-               "--galaxy_user_key", server.key, "--test_timeout", "600",
+               "--galaxy_user_key", key or server.key, "--test_timeout", "600",
                "--test_output", os.path.join(OUTPUT_DIR, f"{name}.html"),
                "--test_output_json", json_path, *targets]
+    for index in indices:
+        command += ["--test_index", str(index)]
     log_path = os.path.join(OUTPUT_DIR, f"{name}.log")
     with open(log_path, "w") as log:
         status = run(command, stdout=log, stderr=subprocess.STDOUT)
@@ -149,40 +189,109 @@ def count_results(json_path, quiet=False):
     return passed, failed
 
 
-def tool_chunks(count):
-    """Split the tools into `count` groups of about equal test counts (largest first)."""
-    weights = []
+def tool_test_counts():
+    """{tools/<name>.xml: how many <test> elements it has}, in the tools' order."""
+    counts = {}
     for name in tool_files():
         with open(os.path.join(REPO, "tools", name)) as handle:
-            weights.append((handle.read().count("<test"), os.path.join("tools", name)))
-    chunks = [[0, []] for _ in range(count)]
-    for weight, path in sorted(weights, reverse=True):
-        lightest = min(chunks, key=lambda chunk: chunk[0])
-        lightest[0] += weight
-        lightest[1].append(path)
-    return [paths for _, paths in chunks if paths]
+            counts[os.path.join("tools", name)] = len(re.findall(r"<test[\s>]", handle.read()))
+    return counts
 
 
-def test_tools_in_galaxy(server, parallel):
-    """planemo test of every tool, `parallel` planemo processes at once."""
-    chunks = tool_chunks(parallel)
-    with concurrent.futures.ThreadPoolExecutor(len(chunks)) as pool:
-        results = list(pool.map(lambda item: planemo_test(server, item[1], f"tools-{item[0]}"),
-                                enumerate(chunks, 1)))
+def planemo_call(tests, counts):
+    """The tools and planemo's 1-based --test_index numbers (counted over all the tests of
+    the call's tools, in order) of a list of (tool, test number) pairs."""
+    paths = [path for path in counts if any(test[0] == path for test in tests)]
+    offsets, offset = {}, 0
+    for path in paths:
+        offsets[path] = offset
+        offset += counts[path]
+    return paths, sorted(offsets[path] + number for path, number in tests)
+
+
+def split_tests(counts, parts, skip_first=False):
+    """The tool tests dealt out to `parts` planemo calls like cards (about the same number
+    of tests each, the long sep_extract list shared out too); each tool's first test left
+    out with skip_first. Returns [(tools, test indices)]."""
+    tests = [(path, number) for path in counts for number in range(1, counts[path] + 1)
+             if not (skip_first and number == 1)]
+    return [planemo_call(tests[part::parts], counts) for part in range(parts)
+            if tests[part::parts]]
+
+
+def tool_test_runs(server, parallel, pulsar_sample):
+    """The planemo calls of the tool tests: (name, tools, user key, test indices). With
+    pulsar_sample, each tool's first test runs as the Pulsar user (its jobs go to Pulsar)
+    and the other calls run the rest."""
+    counts = tool_test_counts()
+    runs = [(f"tools-{number}", paths, server.key, indices) for number, (paths, indices)
+            in enumerate(split_tests(counts, parallel, pulsar_sample), 1)]
+    if pulsar_sample:
+        paths, indices = planemo_call([(path, 1) for path in counts], counts)
+        runs.append(("tools-pulsar", paths, server.pulsar_key, indices))
+    return runs
+
+
+def test_tools_in_galaxy(server, parallel, pulsar_sample):
+    """planemo test of every tool, the calls of tool_test_runs() at once."""
+    runs = tool_test_runs(server, parallel, pulsar_sample)
+    results = in_parallel(lambda run_: planemo_test(server, run_[1], run_[0], run_[2],
+                                                    run_[3]), runs)
     passed = sum(r[1] for r in results)
     failed = sum(r[2] for r in results)
     print(f"planemo tools: {passed} passed, {failed} failed", flush=True)
     return all(r[0] for r in results), f"{passed} passed, {failed} failed"
 
 
-def test_workflows_in_galaxy(server):
+PULSAR_WORKFLOW = "hot_cold_catalog"  # the workflow test that runs through Pulsar
+
+
+def test_workflows_in_galaxy(server, pulsar_sample):
     files = [f for f in workflow_files()
              if os.path.exists(f.replace(".gxwf.yml", ".gxwf-tests.yml"))]
     if not files:
         return True, "no workflow tests"
-    ok, passed, failed = planemo_test(server, files, "workflows")
+    runs = [("workflows", files, server.key)]
+    if pulsar_sample:
+        remote = [f for f in files if os.path.basename(f) == f"{PULSAR_WORKFLOW}.gxwf.yml"]
+        runs = [("workflows", [f for f in files if f not in remote], server.key),
+                ("workflows-pulsar", remote, server.pulsar_key)]
+    results = in_parallel(lambda run_: planemo_test(server, run_[1], run_[0], run_[2]), runs)
+    passed = sum(r[1] for r in results)
+    failed = sum(r[2] for r in results)
     print(f"planemo workflows: {passed} passed, {failed} failed", flush=True)
-    return ok, f"{passed} passed, {failed} failed"
+    return all(r[0] for r in results), f"{passed} passed, {failed} failed"
+
+
+def check_pulsar_jobs(server, pulsar, pulsar_all):
+    """Every job of the suite's tools that the Pulsar user ran (or every one, with
+    pulsar_all) went through the Pulsar runner, has its own folder with its files in
+    Pulsar's staging directory (Pulsar keeps them: cleanup_job never), and names no path of
+    Galaxy's in its command line; every tool has such a job."""
+    ids = set(tool_ids())
+    jobs = api(server.url, "/api/jobs?view=admin_job_list&user_details=true&limit=100000",
+               key=server.key, timeout=120)
+    remote = [job for job in jobs if job["tool_id"] in ids and job["state"] in ("ok", "error")
+              and (pulsar_all or job.get("user_email") == PULSAR_USER)]
+    wrong = [job for job in remote if not ran_in_pulsar(server, pulsar, job)]
+    missing = ids - {job["tool_id"] for job in remote}
+    detail = (f"{len(remote)} jobs of {len(ids) - len(missing)} tools ran in Pulsar's "
+              f"staging directory {pulsar.staging_directory}")
+    if wrong or missing:
+        names = sorted({job['tool_id'] for job in wrong})
+        return False, (f"{detail}; not run by Pulsar: {', '.join(names) or 'none'}; "
+                       f"tools without a Pulsar job: {', '.join(sorted(missing)) or 'none'}")
+    errors = sum(job["state"] == "error" for job in remote)
+    return True, detail + (f" ({errors} of them tests of a failure)" if errors else "")
+
+
+def ran_in_pulsar(server, pulsar, job):
+    command = job.get("command_line") or ""
+    if job.get("job_runner_name") != "pulsar" or server.workdir in command:
+        return False
+    number = api(server.url, f"/api/configuration/decode/{job['id']}", key=server.key)
+    folder = os.path.join(pulsar.staging_directory, str(number["decoded_id"]))
+    return any(files for _, _, files in os.walk(folder))
 
 
 class FakeLegacyService:
@@ -218,6 +327,47 @@ def galaxy_workdir(prefix):
     return tempfile.mkdtemp(prefix=prefix, dir=os.environ.get("ASTRO_SUITE_TMP"))
 
 
+def test_in_galaxy(args, stages):
+    """The planemo tests of every tool and workflow in one local Galaxy, with a Pulsar
+    server beside it: each tool's first test and the hot/cold workflow test run as the
+    Pulsar user, whose jobs Galaxy sends to Pulsar (--pulsar-all: every test there), and a
+    last check that those jobs really ran in Pulsar's staging directory."""
+    fake = FakeLegacyService()
+    start = time.time()
+    pulsar = PulsarServer(galaxy_workdir("astro-pulsar-test-"), free_port(),
+                          env={**fake.env(), **package_env(ensure_package())})
+    server = GalaxyServer(galaxy_workdir("astro-galaxy-test-"), extra_env=fake.env(),
+                          pulsar=pulsar, pulsar_user="*" if args.pulsar_all else PULSAR_USER)
+    sample = not args.pulsar_all
+    try:
+        pulsar.start()
+        server.start()
+        stages.add("Galaxy and Pulsar start", True, f"{server.url}, Pulsar {pulsar.url}",
+                   time.time() - start)
+        # workflow tests (a separate planemo call: planemo 0.75 crashes on a mixed one)
+        # run beside the tool tests
+        in_parallel(lambda stage: stages.timed(*stage), [
+            ("planemo test (workflows)", lambda: test_workflows_in_galaxy(server, sample)),
+            ("planemo test (tools)", lambda: test_tools_in_galaxy(server, args.parallel,
+                                                                  sample))])
+        stages.timed("Pulsar jobs ran remotely",
+                     lambda: check_pulsar_jobs(server, pulsar, args.pulsar_all))
+        if not args.skip_browser:
+            import_workflows(server.url, server.key, workflow_files())
+            stages.timed("browser (chromium)",
+                         lambda: browser_check.check(server.url, OUTPUT_DIR))
+    except Exception as err:
+        stages.add("Galaxy", False, str(err), time.time() - start)
+    finally:
+        server.stop()
+        pulsar.stop()
+        fake.stop()
+        if not stages.ok:
+            server.keep_log(os.path.join(OUTPUT_DIR, "galaxy.log"))
+            if os.path.exists(pulsar.log_path):
+                shutil.copy(pulsar.log_path, os.path.join(OUTPUT_DIR, "pulsar.log"))
+
+
 def cmd_test(args):
     os.makedirs(OUTPUT_DIR, exist_ok=True)
     for stale in glob.glob(os.path.join(OUTPUT_DIR, "*")):  # reports of an earlier run
@@ -231,31 +381,7 @@ def cmd_test(args):
     if not args.skip_pytest:
         stages.timed("pytest", run_pytest)
     if not args.skip_galaxy:
-        fake = FakeLegacyService()
-        server = GalaxyServer(galaxy_workdir("astro-galaxy-test-"), extra_env=fake.env())
-        start = time.time()
-        try:
-            server.start()
-            stages.add("Galaxy start", True, server.url, time.time() - start)
-            # workflow tests (a separate planemo call: planemo 0.75 crashes on a mixed one)
-            # run beside the tool tests
-            with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                workflows = pool.submit(lambda: stages.timed(
-                    "planemo test (workflows)", lambda: test_workflows_in_galaxy(server)))
-                stages.timed("planemo test (tools)",
-                             lambda: test_tools_in_galaxy(server, args.parallel))
-                workflows.result()
-            if not args.skip_browser:
-                import_workflows(server.url, server.key, workflow_files())
-                stages.timed("browser (chromium)",
-                             lambda: browser_check.check(server.url, OUTPUT_DIR))
-        except Exception as err:
-            stages.add("Galaxy", False, str(err), time.time() - start)
-        finally:
-            server.stop()
-            fake.stop()
-            if not stages.ok:
-                server.keep_log(os.path.join(OUTPUT_DIR, "galaxy.log"))
+        test_in_galaxy(args, stages)
     stages.report()
     print(f"\ntest finished in {elapsed()} s with status {0 if stages.ok else 1}", flush=True)
     passed, failed, skipped = test_counts()
@@ -446,7 +572,11 @@ def main(argv=None):
     test.add_argument("--skip-galaxy", action="store_true")
     test.add_argument("--skip-browser", action="store_true")
     test.add_argument("--parallel", type=int, default=3,
-                      help="planemo processes testing tools at once (default 3)")
+                      help="planemo processes testing tools at once (default 3; one more "
+                           "runs the tests sent to Pulsar)")
+    test.add_argument("--pulsar-all", action="store_true",
+                      help="send every job of the suite's tools to the Pulsar server "
+                           "(default: each tool's first test and the hot/cold workflow test)")
     serve = sub.add_parser("serve", help="start Galaxy with the suite for a browser")
     serve.add_argument("--port", type=int, default=8080)
     main_job = sub.add_parser("main", help="run the main job (hot/cold workflow)")

@@ -59,3 +59,42 @@ def test_the_server_is_stopped_on_every_signal(tmp_path, sig):
     while alive(child) and time.time() < deadline:
         time.sleep(0.1)
     assert not alive(child)
+
+
+# The test command's planemo runs go through suite.run() in threads: a stop signal must end
+# them at once, not wait until they finish.
+PARALLEL = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {harness!r})
+    import galaxy_server, suite
+    galaxy_server.stop_on_signals()
+    start = time.time()
+    try:
+        suite.in_parallel(lambda _: suite.run(["sleep", "300"]), [1, 2])
+    except galaxy_server.Stop:
+        print("stopped after", round(time.time() - start), flush=True)
+""")
+
+
+def test_a_stop_signal_ends_the_commands_running_in_parallel(tmp_path):
+    code = PARALLEL.format(harness=os.path.join(REPO, "harness"))
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    deadline = time.time() + 20
+    sleepers = []
+    while len(sleepers) < 2 and time.time() < deadline:  # both commands started
+        time.sleep(0.2)
+        sleepers = [int(pid) for pid in os.listdir("/proc") if pid.isdigit()
+                    and _parent_of(int(pid)) == parent.pid]
+    assert len(sleepers) == 2
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=30) == 0
+    assert "stopped after" in parent.stdout.read()
+    assert not any(alive(pid) for pid in sleepers)
+
+
+def _parent_of(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None

@@ -1,0 +1,117 @@
+"""Start and stop a real Pulsar server (pulsar-app from PyPI) on 127.0.0.1.
+
+Pulsar is the job server Galaxy sends jobs to when they must run where Galaxy's files are
+not: it stages each job's inputs in its own staging directory (fetched from Galaxy over
+HTTP, `remote_transfer`), runs the command there and sends the outputs back. The harness
+runs one beside the local Galaxy so that the suite's tools are tested on such a
+destination; the job configuration that routes jobs to it is galaxy_server.job_conf().
+"""
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import yaml
+
+START_TIMEOUT = 120  # seconds
+
+
+def write_pulsar_config(workdir, port, token, concurrent_jobs=2):
+    """server.ini and app.yml of a Pulsar whose jobs and staging live in workdir."""
+    os.makedirs(workdir, exist_ok=True)
+    staging = os.path.join(workdir, "staging")
+    app = {
+        "private_token": token,
+        "staging_directory": staging,
+        "persistence_directory": os.path.join(workdir, "persisted_data"),
+        "tool_dependency_dir": os.path.join(workdir, "dependencies"),
+        "conda_auto_init": False,
+        "conda_auto_install": False,
+        "managers": {"_default_": {"type": "queued_python",
+                                   "num_concurrent_jobs": concurrent_jobs}},
+    }
+    with open(os.path.join(workdir, "app.yml"), "w") as handle:
+        yaml.safe_dump(app, handle, sort_keys=True)
+    ini = os.path.join(workdir, "server.ini")
+    with open(ini, "w") as handle:
+        handle.write(f"[server:main]\nhost = 127.0.0.1\nport = {port}\n\n"
+                     "[app:main]\npaste.app_factory = pulsar.web.wsgi:app_factory\n"
+                     "app_config = %(here)s/app.yml\n")
+    return ini, staging
+
+
+class PulsarServer:
+    """A Pulsar server process; use as a context manager so it is always stopped."""
+
+    def __init__(self, workdir, port, env=None, quiet=False):
+        self.workdir = os.path.abspath(workdir)
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}/"
+        self.token = secrets.token_hex(16)
+        self.env = env or {}
+        self.log_path = os.path.join(self.workdir, "pulsar.log")
+        self.staging_directory = None
+        self.process = None
+        self.quiet = quiet
+
+    def start(self):
+        ini, self.staging_directory = write_pulsar_config(self.workdir, self.port, self.token)
+        env = dict(os.environ)
+        env.update(self.env)
+        command = [os.path.join(sys.prefix, "bin", "pulsar-serve"), ini]
+        self._say(f"starting Pulsar on {self.url} (staging: {self.staging_directory}) ...")
+        log = open(self.log_path, "w")
+        self.process = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            seconds = self._wait_until_up()
+        except BaseException:
+            self.stop()
+            raise
+        self._say(f"Pulsar is up after {seconds:.0f} s")
+        return self
+
+    def _wait_until_up(self):
+        start = time.time()
+        while time.time() - start < START_TIMEOUT:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Pulsar exited with status {self.process.returncode}; "
+                                   f"see {self.log_path}")
+            try:
+                urllib.request.urlopen(self.url, timeout=5)
+                return time.time() - start
+            except urllib.error.HTTPError:  # any HTTP answer: the server is up
+                return time.time() - start
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(1)
+        raise RuntimeError(f"Pulsar did not answer within {START_TIMEOUT} s; "
+                           f"see {self.log_path}")
+
+    def stop(self):
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+        self._say("Pulsar stopped")
+
+    def _say(self, message):
+        if not self.quiet:
+            print(f"[pulsar] {message}", flush=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
