@@ -19,6 +19,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from suite_package import ensure_package, package_env  # noqa: E402
+from visualizations import plugins_directory  # noqa: E402
 
 HARNESS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HARNESS)
@@ -106,10 +107,11 @@ def write_job_conf(path, job_env, package=None, pulsar=None):
         yaml.safe_dump(job_conf(job_env, package, pulsar), handle, sort_keys=False)
 
 
-def static_folder(workdir):
+def static_folder(workdir, plugins=None):
     """Galaxy's own static files with the suite's pictures added to images/ (the example
-    pictures of the tools' help, /static/images/<name>) and the suite's welcome page, as
-    links in one folder."""
+    pictures of the tools' help, /static/images/<name>), the suite's welcome page and the
+    visualization plugins of the folder `plugins` (served at
+    /static/plugins/visualizations/<name>/static/), as links in one folder."""
     import importlib.util
     base = importlib.util.find_spec("galaxy.webapps.base").submodule_search_locations[0]
     galaxy_static = os.path.join(base, "static")
@@ -123,15 +125,20 @@ def static_folder(workdir):
     for source in (os.path.join(galaxy_static, "images"), os.path.join(REPO, "static", "images")):
         links += [(os.path.join(source, name), os.path.join(images, name))
                   for name in os.listdir(source)]
+    if plugins:
+        os.makedirs(os.path.join(folder, "plugins", "visualizations"), exist_ok=True)
+        links += [(os.path.join(plugins, name),
+                   os.path.join(folder, "plugins", "visualizations", name))
+                  for name in os.listdir(plugins)]
     for source, link in links:
         if not os.path.lexists(link):
             os.symlink(source, link)
     return folder
 
 
-def write_config(workdir, port, job_env=None, package=None, pulsar=None):
+def write_config(workdir, port, job_env=None, package=None, pulsar=None, plugins=None):
     """galaxy.yml, job_conf.yml and tool_conf.xml for a server whose state lives in
-    workdir."""
+    workdir; plugins: a folder of visualization plugins (the FITS viewer)."""
     os.makedirs(workdir, exist_ok=True)
     write_job_conf(os.path.join(workdir, "job_conf.yml"), job_env or {}, package, pulsar)
     entries = "\n".join(f'        <tool file="{name}"/>' for name in tool_files())
@@ -152,7 +159,7 @@ def write_config(workdir, port, job_env=None, package=None, pulsar=None):
         "tool_data_path": os.path.join(workdir, "tool-data"),
         "tool_test_data_directories": os.path.join(REPO, "test-data"),
         "job_config_file": os.path.join(workdir, "job_conf.yml"),
-        "static_dir": static_folder(workdir),
+        "static_dir": static_folder(workdir, plugins),
         "admin_users": USER_EMAIL,
         "bootstrap_admin_api_key": BOOTSTRAP_KEY,
         "conda_auto_init": False,
@@ -173,6 +180,8 @@ def write_config(workdir, port, job_env=None, package=None, pulsar=None):
                         "task_routes": {"galaxy.fetch_data": "galaxy.external",
                                         "galaxy.set_job_metadata": "galaxy.external"}},
     }
+    if plugins:
+        config["visualization_plugins_directory"] = plugins
     with open(os.path.join(workdir, "galaxy.yml"), "w") as handle:
         handle.write("galaxy:\n")
         for key, value in config.items():
@@ -267,7 +276,10 @@ class GalaxyServer:
         if self.pulsar:
             pulsar = {"url": self.pulsar.url, "token": self.pulsar.token,
                       "user": self.pulsar_user}
-        write_config(self.workdir, self.port, self.extra_env, package, pulsar)
+        plugins, problem = plugins_directory()
+        if problem:
+            self._say(problem)
+        write_config(self.workdir, self.port, self.extra_env, package, pulsar, plugins)
         venv = sys.prefix
         env = dict(os.environ)
         env.update(self.extra_env)

@@ -263,6 +263,33 @@ def test_workflows_in_galaxy(server, pulsar_sample):
     return all(r[0] for r in results), f"{passed} passed, {failed} failed"
 
 
+def editor_messages(steps, where=""):
+    """Every step's upgrade messages (the "No value found for ... Using default" lines
+    that make Galaxy's workflow editor open with "Issues loading this workflow"), with
+    those of the subworkflows' steps."""
+    messages = []
+    for step in steps.values():
+        name = where + str(step.get("label") or step.get("name"))
+        if step.get("upgrade_messages"):
+            messages.append(f"{name}: {step['upgrade_messages']}")
+        if step.get("subworkflow"):
+            messages += editor_messages(step["subworkflow"]["steps"], name + " > ")
+    return messages
+
+
+def check_workflow_editor(url, key):
+    """The workflows as Galaxy's editor loads them: no step with upgrade messages."""
+    problems, names = [], []
+    for workflow in api(url, "/api/workflows", key=key):
+        loaded = api(url, f"/api/workflows/{workflow['id']}/download?style=editor", key=key,
+                     timeout=120)
+        names.append(workflow["name"])
+        problems += [f"{workflow['name']}: {m}" for m in editor_messages(loaded["steps"])]
+    if problems or not names:
+        return False, "; ".join(problems)[:3000] or "no workflows imported"
+    return True, f"{len(names)} workflows, no step with upgrade messages"
+
+
 def check_pulsar_jobs(server, pulsar, pulsar_all):
     """Every job of the suite's tools that the Pulsar user ran (or every one, with
     pulsar_all) went through the Pulsar runner, has its own folder with its files in
@@ -354,6 +381,8 @@ def test_in_galaxy(args, stages):
                      lambda: check_pulsar_jobs(server, pulsar, args.pulsar_all))
         if not args.skip_browser:
             import_workflows(server.url, server.key, workflow_files())
+            stages.timed("workflow editor loads clean",
+                         lambda: check_workflow_editor(server.url, server.key))
             stages.timed("browser (chromium)",
                          lambda: browser_check.check(server.url, OUTPUT_DIR))
     except Exception as err:
@@ -445,7 +474,7 @@ def write_job(path, workflow, args):
         image = os.path.abspath(args.image or DEFAULT_IMAGE)
         if not os.path.isfile(image):
             raise SystemExit(f"Error: image {image} not found")
-        lines += ["sky image:", "  class: File", f"  path: {json.dumps(image)}",
+        lines += ["Sky image:", "  class: File", f"  path: {json.dumps(image)}",
                   "  filetype: fits"]
     else:  # the DESI workflows start from a sky position
         lines += [f"RA: {json.dumps(args.ra)}", f"Dec: {json.dumps(args.dec)}",
@@ -588,7 +617,8 @@ def main(argv=None):
     main_job.add_argument("--size", type=int, default=256, help="DESI workflows: pixels")
     main_job.add_argument("--band", default="r", help="DESI workflows: band (default r)")
     main_job.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                          help="a workflow parameter, e.g. 'cold threshold=1.5' (repeatable)")
+                          help="a workflow parameter, e.g. 'Cold run detection threshold=1.5' "
+                               "(repeatable)")
     main_job.add_argument("--keep-running", action="store_true",
                           help="keep Galaxy running afterwards, to look at the history")
     sub.add_parser("validate", help="compare with SExtractor and CluSex; write "

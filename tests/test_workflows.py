@@ -2,6 +2,7 @@
 
 import glob
 import os
+import sys
 
 import yaml
 
@@ -92,3 +93,19 @@ def test_the_tool_shed_repository_ships_what_the_scripts_read():
     needed += ["macros.xml", "static/images/sky_compute_example.jpg"]
     missing = [p for p in needed if not any(fnmatch.fnmatch(p, pat) for pat in patterns)]
     assert not missing, missing
+
+
+def test_editor_messages_are_found_in_subworkflows_too():
+    steps = {"0": {"label": "image", "upgrade_messages": {}},
+             "1": {"label": "join", "upgrade_messages": {}, "subworkflow": {"steps": {
+                 "0": {"label": None, "name": "Extract sources",
+                       "upgrade_messages": {"thresh": "No value found for 'thresh'"}}}}}}
+    messages = _suite().editor_messages(steps)
+    assert messages == ["join > Extract sources: {'thresh': \"No value found for 'thresh'\"}"]
+    assert _suite().editor_messages({"0": {"label": "x"}}) == []
+
+
+def _suite():
+    sys.path.insert(0, os.path.join(REPO, "harness"))
+    import suite
+    return suite
