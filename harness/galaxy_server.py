@@ -180,8 +180,6 @@ def write_config(workdir, port, job_env=None, package=None, pulsar=None, plugins
                         "task_routes": {"galaxy.fetch_data": "galaxy.external",
                                         "galaxy.set_job_metadata": "galaxy.external"}},
     }
-    if plugins:
-        config["visualization_plugins_directory"] = plugins
     with open(os.path.join(workdir, "galaxy.yml"), "w") as handle:
         handle.write("galaxy:\n")
         for key, value in config.items():

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import browser_check  # noqa: E402
@@ -290,6 +291,26 @@ def check_workflow_editor(url, key):
     return True, f"{len(names)} workflows, no step with upgrade messages"
 
 
+def check_fits_viewer(url, key):
+    """Galaxy's Visualize offers the FITS viewer (Aladin Lite) for a FITS dataset of the
+    tests, and serves the viewer's script."""
+    datasets = api(url, "/api/datasets?q=extension-eq&qv=fits&limit=1&keys=id,name", key=key)
+    if not datasets:
+        return False, "no FITS dataset in the histories"
+    plugins = api(url, f"/api/plugins?dataset_id={datasets[0]['id']}", key=key)
+    viewer = next((p for p in plugins if p["name"] == "aladin"), None)
+    if viewer is None:
+        return False, (f"Visualize offers {[p['name'] for p in plugins]} for "
+                       f"{datasets[0]['name']}, no FITS viewer")
+    script = f"{url}{viewer['href']}/{viewer['entry_point']['attr']['src']}"
+    with urllib.request.urlopen(script, timeout=60) as answer:
+        size = len(answer.read())
+    if size < 100_000:
+        return False, f"the viewer's script {script} has only {size} bytes"
+    return True, (f"'{viewer['html']}' offered for {datasets[0]['name']}; "
+                  f"its script {size // 1000} kB")
+
+
 def check_pulsar_jobs(server, pulsar, pulsar_all):
     """Every job of the suite's tools that the Pulsar user ran (or every one, with
     pulsar_all) went through the Pulsar runner, has its own folder with its files in
@@ -383,6 +404,8 @@ def test_in_galaxy(args, stages):
             import_workflows(server.url, server.key, workflow_files())
             stages.timed("workflow editor loads clean",
                          lambda: check_workflow_editor(server.url, server.key))
+            stages.timed("FITS viewer offered",
+                         lambda: check_fits_viewer(server.url, server.key))
             stages.timed("browser (chromium)",
                          lambda: browser_check.check(server.url, OUTPUT_DIR))
     except Exception as err:

@@ -244,3 +244,51 @@ def test_the_readme_names_the_mulled_containers_of_the_requirements():
     assert len(names) == 2  # the nine tools share one, morphology has its own
     for name in names:
         assert f"`{name}`" in readme
+
+
+# ------------------------------------------------------------------------------------------
+# The FITS viewer plugin of the harness's Galaxy
+# ------------------------------------------------------------------------------------------
+
+def fake_npm(tmp_path, with_xml=True):
+    """An `npm` whose `pack` writes a package like @galaxyproject/aladin's."""
+    import tarfile
+    package = tmp_path / "pkg" / "package" / "static"
+    package.mkdir(parents=True)
+    (package / "index.js").write_text("console.log('viewer')")
+    if with_xml:
+        (package / "aladin.xml").write_text("<visualization name='FITS Image Viewer'/>")
+    archive = tmp_path / "galaxyproject-aladin-0.0.1.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "pkg" / "package", arcname="package")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    npm = bin_dir / "npm"
+    npm.write_text(f"#!/bin/sh\n# npm pack NAME --silent --pack-destination DIR\n"
+                   f"cp {archive} \"$5\"\n")
+    npm.chmod(0o755)
+    return str(bin_dir)
+
+
+def test_the_fits_viewer_is_unpacked_as_a_galaxy_plugin(tmp_path, monkeypatch):
+    import visualizations
+    monkeypatch.setenv("ASTRO_SUITE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", fake_npm(tmp_path) + os.pathsep + os.environ["PATH"])
+    root, problem = visualizations.plugins_directory()
+    assert problem is None
+    assert os.path.isfile(os.path.join(root, "aladin", "static", "aladin.xml"))
+    assert os.path.isfile(os.path.join(root, "aladin", "static", "index.js"))
+    monkeypatch.setenv("PATH", "/nonexistent")  # fetched once: no npm needed again
+    assert visualizations.plugins_directory() == (root, None)
+
+
+def test_a_package_without_the_plugin_xml_is_refused(tmp_path, monkeypatch):
+    import visualizations
+    monkeypatch.setenv("ASTRO_SUITE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", fake_npm(tmp_path, with_xml=False) + os.pathsep
+                       + os.environ["PATH"])
+    root, problem = visualizations.plugins_directory()
+    assert root is None and "holds no static/aladin.xml" in problem
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert visualizations.plugins_directory() == (
+        None, "npm not found: the FITS viewer is not installed")
