@@ -55,3 +55,32 @@ def test_matching_leaves_out_the_image_s_own_objects():
     truth = np.array([[10.0, 10.0], [30.0, 30.0], [50.0, 50.0]])
     found = injection.match(truth, catalog, np.array([[30.0, 30.0]]))
     assert list(found) == [0, -1, -1]
+
+
+def test_roc_area_counts_pairs_and_ties():
+    assert injection.roc_auc([0.9, 0.8], [0.1, 0.2]) == 1.0
+    assert injection.roc_auc([0.1], [0.9]) == 0.0
+    assert injection.roc_auc([0.5], [0.5]) == 0.5
+    assert np.isnan(injection.roc_auc([], [0.3]))
+
+
+def _recovery(detections, found, sources):
+    from astro_catalogs import Catalog
+    xy = np.array(detections, dtype=float) + 1.0  # 1-based, as catalogs hold them
+    catalog = Catalog({"X_IMAGE": xy[:, 0], "Y_IMAGE": xy[:, 1]}) if len(xy) else Catalog()
+    return {"catalog": catalog, "sources": sources, "found": np.array(found),
+            "originals": np.array([[90.0, 90.0]])}
+
+
+def test_split_merged_and_spurious_detections_are_counted():
+    galaxy = {"x": 20.0, "y": 20.0, "kind": "n1", "r_eff": 4.0}
+    neighbour = {"x": 24.0, "y": 20.0, "kind": "star", "r_eff": 3.0}
+    far = {"x": 60.0, "y": 60.0, "kind": "n4", "r_eff": 3.0}
+    # the galaxy in two pieces; the neighbour recovered; the far galaxy missed; one detection
+    # of the image's own object (left out) and one of nothing
+    recovery = _recovery([[20.5, 20.0], [18.0, 22.5], [24.0, 20.2], [90.0, 90.0], [5.0, 70.0]],
+                         [0, 2, -1], [galaxy, neighbour, far])
+    assert injection.blend_counts(recovery) == (1, 0, 1, 4)
+    # the galaxy swallowed by its neighbour's detection (between both, nearer the neighbour)
+    merged = _recovery([[23.0, 20.0]], [-1, 0, -1], [galaxy, neighbour, far])
+    assert injection.blend_counts(merged)[:2] == (0, 1)
