@@ -204,7 +204,7 @@ def match(truth_xy, catalog, originals_xy):
 
 def field_images(work):
     """(name, image, PSF FWHM in px (None: the image's own, measured), cluster centre or
-    None, true background or None) of the fields."""
+    None, true background or None, magnitude zero point) of the fields."""
     from astropy.io import fits
     sep_frame = fits.getdata(os.path.join(REPO, "test-data", "sep_image.fits")).astype(np.float32)
     rng = np.random.default_rng(12)
@@ -214,12 +214,27 @@ def field_images(work):
     cd, _ = inject(core, central, 3.0)
     # the core's true background: the flat level plus the bright galaxy's light, no noise
     truth, _ = inject(np.full((256, 256), 1000.0, dtype=np.float32), central, 3.0)
-    return [("sep's NTT frame (real sky and noise)", sep_frame, None, None, None),
+    mosaic3 = fits.getdata(os.path.join(REPO, "test-data", "mosaic3_z_ccd3.fits")).astype(
+        np.float32)
+    # the Mosaic3 CCD is in e-/s with a noise ~90x below the NTT frame's ADU: its magnitudes
+    # are shifted so that each bin has the same signal-to-noise as in the NTT frame
+    shift = 2.5 * np.log10(background_rms(mosaic3) / background_rms(sep_frame))
+    return [("sep's NTT frame (real sky and noise)", sep_frame, None, None, None, 0.0),
             ("a crowded cluster core (a bright n = 4 galaxy, clustered sources)", cd, 3.0,
-             (128, 128), truth)]
+             (128, 128), truth, 0.0),
+            ("the Legacy Surveys Mosaic3 z CCD (real sky and noise)", mosaic3, None, None,
+             None, shift)]
+
+
+def background_rms(image):
+    import sep
+    return sep.Background(np.ascontiguousarray(image)).globalrms
 
 
 SEEING = {}  # field: the PSF FWHM (px) its sources were convolved with
+SHORT = {"sep's NTT frame (real sky and noise)": "the NTT frame",
+         "a crowded cluster core (a bright n = 4 galaxy, clustered sources)": "the core",
+         "the Legacy Surveys Mosaic3 z CCD (real sky and noise)": "the Mosaic3 CCD"}
 
 
 def measured_seeing(catalog_path):
@@ -239,7 +254,7 @@ def measure(realisations=3, per_field=40):
     from scipy import ndimage
     results = []
     with tempfile.TemporaryDirectory() as work:
-        for field, image, fwhm, centre, background in field_images(work):
+        for field, image, fwhm, centre, background, zeropoint in field_images(work):
             original = os.path.join(work, "original.fits")
             fits.PrimaryHDU(image).writeto(original, overwrite=True)
             seg = os.path.join(work, "seg.fits")
@@ -254,7 +269,7 @@ def measure(realisations=3, per_field=40):
                          for method, c in recover(original, work, "orig_", fwhm).items()}
             for seed in range(realisations):
                 rng = np.random.default_rng(100 + seed)
-                sources = random_sources(per_field, image.shape, free, rng,
+                sources = random_sources(per_field, image.shape, free, rng, zeropoint,
                                          centre=centre, spread=50 if centre else None)
                 injected, fluxes = inject(image, sources, fwhm)
                 path = os.path.join(work, "injected.fits")
@@ -313,6 +328,49 @@ def summary(results):
 # --------------------------------------------------------------------------------------
 # Blending, purity, star/galaxy separation and the local sky
 # --------------------------------------------------------------------------------------
+
+SB_BINS = np.array([-10.5, -8.0, -6.0, -4.0, -2.0])
+
+
+def surface_brightness(source):
+    """Mean surface brightness within the half-light ellipse, magnitudes per pixel^2."""
+    return source["mag"] + 2.5 * np.log10(2 * np.pi * source["q"] * source["r_eff"] ** 2)
+
+
+def sb_summary(results):
+    """Rows of (field, method, completeness of the galaxies per surface-brightness bin,
+    galaxies per bin), all realisations pooled."""
+    rows = []
+    keys = sorted({(r["field"], r["method"]) for r in results if r["method"] in TABLED},
+                  key=lambda k: (k[0], ORDER.index(k[1])))
+    for field, method in keys:
+        mu, found = [], []
+        for r in (r for r in results if r["field"] == field and r["method"] == method):
+            for source, row in zip(r["sources"], r["found"]):
+                if source["kind"] != "star":
+                    mu.append(surface_brightness(source))
+                    found.append(row >= 0)
+        mu, found = np.array(mu), np.array(found)
+        bins = np.digitize(mu, SB_BINS) - 1
+        per_bin = [(np.mean(found[bins == b]) if np.any(bins == b) else np.nan,
+                    int(np.sum(bins == b))) for b in range(len(SB_BINS) - 1)]
+        rows.append((field, method, per_bin))
+    return rows
+
+
+def sb_lines(rows):
+    lines = ["", "### Completeness against surface brightness (galaxies)", "",
+             "The injected galaxies by their mean surface brightness within the half-light "
+             "ellipse, mag + 2.5 log10(2 pi q r_eff^2), in magnitudes per pixel^2 (zero point "
+             "as above); all realisations pooled, the number of galaxies in brackets.", "",
+             "| field | method | " + " | ".join(f"{lo:g} to {hi:g}" for lo, hi in
+                                                zip(SB_BINS[:-1], SB_BINS[1:])) + " |",
+             "|---|---|" + "---|" * (len(SB_BINS) - 1)]
+    for field, method, per_bin in rows:
+        cells = " | ".join(f"{c:.2f} ({n})" for c, n in per_bin)
+        lines.append(f"| {field} | {method} | {cells} |")
+    return lines
+
 
 def blend_counts(r):
     """(split, merged, spurious, detections) of one recovery: a source is split when two or
@@ -517,13 +575,13 @@ def section(rows, picture, extra=()):
     lines = [BEGIN, "## 3. Injection and recovery: does the hot/cold join earn its keep?", "",
              "Sersic galaxies (n = 1 and 4, half-light radius 2-6 px, axis ratio 0.5-1) and "
              "stars, convolved with a Moffat PSF (beta 3) of the field's seeing (FWHM "
-             + " and ".join(f"{fwhm:.2f} px in the {'NTT frame' if 'NTT' in field else 'core'}"
-                            for field, fwhm in sorted(SEEING.items()))
-             + "; the NTT frame's is what sep_extract measures on its own stars), added at "
-             "random free "
-             "positions of sep's real NTT frame and of a crowded synthetic cluster core (a "
-             "bright n = 4 galaxy of r_eff 20 px with the sources clustered around it); 3 "
-             "seeded realisations of 40 sources per field (`validation/injection.py`). A source "
+             + ", ".join(f"{fwhm:.2f} px in {SHORT[field]}" for field, fwhm in SEEING.items())
+             + "; in the real frames what sep_extract measures on their own stars), added at "
+             "random free positions of sep's real NTT frame, of the real Legacy Surveys "
+             "Mosaic3 z CCD (its magnitudes shifted to the NTT frame's signal-to-noise) and of "
+             "a crowded synthetic cluster core (a bright n = 4 galaxy of r_eff 20 px with the "
+             "sources clustered around it); 3 seeded realisations of 40 sources per field "
+             "(`validation/injection.py`). A source "
              f"is recovered when a detection lies within {MATCH_RADIUS:g} px of it (detections "
              "of the image's own objects left out). Completeness per magnitude bin is the mean "
              "over the realisations (their spread in brackets).", "",
@@ -615,7 +673,8 @@ def main():
     plot(rows, picture)
     roc_picture = os.path.join(HERE, "injection_class_star_roc.png")
     roc_plot(results, roc_picture)
-    extra = blending_section(blending_summary(results), sky_summary(results), roc_picture)
+    extra = sb_lines(sb_summary(results)) + blending_section(
+        blending_summary(results), sky_summary(results), roc_picture)
     update_report(section(rows, picture, extra))
     print(f"wrote the injection section of {os.path.join(HERE, 'report.md')} and {picture}")
 
