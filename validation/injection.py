@@ -372,6 +372,50 @@ def sb_lines(rows):
     return lines
 
 
+def flux_by_magnitude(results):
+    """Rows of (field, method, per magnitude bin: median FLUX_AUTO / true flux, its 16-84 %
+    range and count; median Kron size sqrt(A B) x KRON_RADIUS / r_eff of the galaxies)."""
+    rows = []
+    keys = sorted({(r["field"], r["method"]) for r in results if r["method"] in TABLED},
+                  key=lambda k: (k[0], ORDER.index(k[1])))
+    for field, method in keys:
+        mags, ratios, kron = [], [], []
+        for r in (r for r in results if r["field"] == field and r["method"] == method):
+            catalog = r["catalog"]
+            for i in np.flatnonzero(r["found"] >= 0):
+                j, source = r["found"][i], r["sources"][i]
+                mags.append(source["mag"])
+                ratios.append(catalog["FLUX_AUTO"][j] / r["flux"][i])
+                if source["kind"] != "star" and "KRON_RADIUS" in catalog:
+                    kron.append(catalog["KRON_RADIUS"][j] * np.sqrt(
+                        catalog["A_IMAGE"][j] * catalog["B_IMAGE"][j]) / source["r_eff"])
+        mags, ratios = np.array(mags), np.array(ratios)
+        per_bin = []
+        for low, high in zip(MAG_BINS[:-1], MAG_BINS[1:]):
+            chosen = ratios[(mags >= low) & (mags < high)]
+            per_bin.append((np.median(chosen), *np.percentile(chosen, [16, 84]), len(chosen))
+                           if len(chosen) else (np.nan, np.nan, np.nan, 0))
+        rows.append((field, method, per_bin, np.median(kron) if kron else np.nan))
+    return rows
+
+
+def flux_lines(rows):
+    lines = ["", "### Flux and size recovery per magnitude", "",
+             "FLUX_AUTO / true flux of the recovered sources per magnitude bin: median, "
+             "16-84 % range and the number of sources; and the Kron ellipse's size "
+             "(KRON_RADIUS x sqrt(A_IMAGE B_IMAGE), the radius FLUX_AUTO sums within) over the "
+             "true half-light radius of the galaxies, all bins together.", "",
+             "| field | method | " + " | ".join(f"{lo:g} to {hi:g}" for lo, hi in
+                                                zip(MAG_BINS[:-1], MAG_BINS[1:]))
+             + " | Kron size / r_eff |",
+             "|---|---|" + "---|" * (len(MAG_BINS) - 1) + "---|"]
+    for field, method, per_bin, kron in rows:
+        cells = " | ".join(f"{m:.3f} ({lo:.2f}-{hi:.2f}; {n})" if n else "-"
+                           for m, lo, hi, n in per_bin)
+        lines.append(f"| {field} | {method} | {cells} | {kron:.2f} |")
+    return lines
+
+
 def blend_counts(r):
     """(split, merged, spurious, detections) of one recovery: a source is split when two or
     more detections lie within its radius (1.5 r_eff, at least MATCH_RADIUS) and are nearer
@@ -673,7 +717,8 @@ def main():
     plot(rows, picture)
     roc_picture = os.path.join(HERE, "injection_class_star_roc.png")
     roc_plot(results, roc_picture)
-    extra = sb_lines(sb_summary(results)) + blending_section(
+    extra = sb_lines(sb_summary(results)) + flux_lines(flux_by_magnitude(results)) + \
+        blending_section(
         blending_summary(results), sky_summary(results), roc_picture)
     update_report(section(rows, picture, extra))
     print(f"wrote the injection section of {os.path.join(HERE, 'report.md')} and {picture}")
