@@ -284,7 +284,7 @@ def measure(realisations=3, per_field=40):
                     results.append({"field": field, "seed": seed, "method": method,
                                     "sources": sources, "flux": fluxes, "found": found,
                                     "catalog": catalog, "originals": own,
-                                    "background": background})
+                                    "background": background, "zeropoint": zeropoint})
     return results
 
 
@@ -413,6 +413,58 @@ def flux_lines(rows):
         cells = " | ".join(f"{m:.3f} ({lo:.2f}-{hi:.2f}; {n})" if n else "-"
                            for m, lo, hi, n in per_bin)
         lines.append(f"| {field} | {method} | {cells} | {kron:.2f} |")
+    return lines
+
+
+def purity_by_magnitude(results):
+    """Rows of (field, method, per bin of the detections' own magnitude
+    (-2.5 log10 FLUX_AUTO + the field's zero point): purity and the number of detections),
+    the image's own objects left out, all realisations pooled."""
+    from scipy.spatial import cKDTree
+    rows = []
+    keys = sorted({(r["field"], r["method"]) for r in results if r["method"] in TABLED},
+                  key=lambda k: (k[0], ORDER.index(k[1])))
+    for field, method in keys:
+        mags, genuine = [], []
+        for r in (r for r in results if r["field"] == field and r["method"] == method):
+            catalog = r["catalog"]
+            if catalog.nrows == 0:
+                continue
+            truth = np.array([[s["x"], s["y"]] for s in r["sources"]])
+            radius = np.maximum(MATCH_RADIUS, 1.5 * np.array(
+                [s["r_eff"] if s["kind"] != "star" else 0.0 for s in r["sources"]]))
+            xy = np.column_stack([catalog["X_IMAGE"], catalog["Y_IMAGE"]]) - 1.0
+            own = (cKDTree(r["originals"]).query(xy)[0] < MATCH_RADIUS
+                   if len(r["originals"]) else np.zeros(len(xy), dtype=bool))
+            distance, nearest = cKDTree(truth).query(xy)
+            flux = np.asarray(catalog["FLUX_AUTO"], dtype=float)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                mag = -2.5 * np.log10(flux) + r["zeropoint"]
+            keep = ~own
+            mags += list(mag[keep])
+            genuine += list((distance < radius[nearest])[keep])
+        mags, genuine = np.array(mags), np.array(genuine, dtype=bool)
+        per_bin = []
+        for low, high in zip(MAG_BINS[:-1], MAG_BINS[1:]):
+            chosen = (mags >= low) & (mags < high)
+            per_bin.append((np.mean(genuine[chosen]) if chosen.any() else np.nan,
+                            int(chosen.sum())))
+        rows.append((field, method, per_bin))
+    return rows
+
+
+def purity_lines(rows):
+    lines = ["", "### Purity against magnitude", "",
+             "The share of detections (the image's own objects left out) that are an injected "
+             "source or a piece of one, per bin of the detection's own FLUX_AUTO magnitude "
+             "(zero point as above); the number of detections in brackets. Detections "
+             "outside the bins (fainter noise peaks, brighter blends) are not counted here.",
+             "", "| field | method | " + " | ".join(f"{lo:g} to {hi:g}" for lo, hi in
+                                                    zip(MAG_BINS[:-1], MAG_BINS[1:])) + " |",
+             "|---|---|" + "---|" * (len(MAG_BINS) - 1)]
+    for field, method, per_bin in rows:
+        lines.append(f"| {field} | {method} | "
+                     + " | ".join(f"{p:.2f} ({n})" for p, n in per_bin) + " |")
     return lines
 
 
@@ -547,7 +599,8 @@ def plot(rows, path):
             ax.errorbar(centres, mean, yerr=spread, marker="o", capsize=3, label=row[1])
         ax.set_xlabel("injected magnitude (zero point 0)")
         ax.set_ylabel("completeness")
-        ax.set_title(field, fontsize=9)
+        injected = next(r[6] for r in rows if r[0] == field)
+        ax.set_title(f"{field}\n{injected} injected per method", fontsize=9)
         ax.set_ylim(-0.05, 1.05)
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -718,7 +771,7 @@ def main():
     roc_picture = os.path.join(HERE, "injection_class_star_roc.png")
     roc_plot(results, roc_picture)
     extra = sb_lines(sb_summary(results)) + flux_lines(flux_by_magnitude(results)) + \
-        blending_section(
+        purity_lines(purity_by_magnitude(results)) + blending_section(
         blending_summary(results), sky_summary(results), roc_picture)
     update_report(section(rows, picture, extra))
     print(f"wrote the injection section of {os.path.join(HERE, 'report.md')} and {picture}")
