@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from processes import Server, stop_groups  # noqa: E402
 from suite_package import ensure_package, package_env  # noqa: E402
 from visualizations import plugins_directory  # noqa: E402
 
@@ -247,8 +248,10 @@ def stop_on_signals():
         signal.signal(sig, handler)
 
 
-class GalaxyServer:
+class GalaxyServer(Server):
     """A Galaxy server process; use as a context manager so it is always stopped."""
+
+    label = "galaxy"
 
     def __init__(self, workdir, port=None, extra_env=None, quiet=False, pulsar=None,
                  pulsar_user=PULSAR_USER):
@@ -318,35 +321,11 @@ class GalaxyServer:
         return self
 
     def stop(self):
-        running = [p for p in (self.process, self.celery) if p is not None and p.poll() is None]
-        for process in running:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for process in running:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        if not running:
-            return
-        self._say("Galaxy stopped")
+        if stop_groups([self.process, self.celery]):
+            self._say("Galaxy stopped")
 
     def keep_log(self, destination):
         if os.path.exists(self.log_path):
             os.makedirs(os.path.dirname(destination), exist_ok=True)
             shutil.copy(self.log_path, destination)
             self._say(f"Galaxy's log kept at {destination}")
-
-    def _say(self, message):
-        if not self.quiet:
-            print(f"[galaxy] {message}", flush=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False

@@ -9,7 +9,6 @@ destination; the job configuration that routes jobs to it is galaxy_server.job_c
 
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,9 @@ import urllib.error
 import urllib.request
 
 import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from processes import Server, stop_groups  # noqa: E402
 
 START_TIMEOUT = 120  # seconds
 
@@ -45,8 +47,10 @@ def write_pulsar_config(workdir, port, token, concurrent_jobs=2):
     return ini, staging
 
 
-class PulsarServer:
+class PulsarServer(Server):
     """A Pulsar server process; use as a context manager so it is always stopped."""
+
+    label = "pulsar"
 
     def __init__(self, workdir, port, env=None, quiet=False):
         self.workdir = os.path.abspath(workdir)
@@ -93,25 +97,5 @@ class PulsarServer:
                            f"see {self.log_path}")
 
     def stop(self):
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        except ProcessLookupError:
-            pass
-        self._say("Pulsar stopped")
-
-    def _say(self, message):
-        if not self.quiet:
-            print(f"[pulsar] {message}", flush=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
+        if stop_groups([self.process]):
+            self._say("Pulsar stopped")

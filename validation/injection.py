@@ -293,14 +293,20 @@ ORDER = METHODS + (SEXTRACTOR, "hot/cold join + local sky")
 TABLED = METHODS + (SEXTRACTOR,)
 
 
+def method_runs(results):
+    """(field, method, its realisations) for every tabled method, in the tables' order."""
+    keys = sorted({(r["field"], r["method"]) for r in results if r["method"] in TABLED},
+                  key=lambda k: (k[0], ORDER.index(k[1])))
+    for field, method in keys:
+        yield field, method, [r for r in results if r["field"] == field
+                              and r["method"] == method]
+
+
 def summary(results):
     """Rows of (field, method, completeness per magnitude bin with spread, median flux
     ratio, median FLUX_RADIUS / r_eff of galaxies, injected count)."""
     rows = []
-    keys = sorted({(r["field"], r["method"]) for r in results if r["method"] in TABLED},
-                  key=lambda k: (k[0], ORDER.index(k[1])))
-    for field, method in keys:
-        runs = [r for r in results if r["field"] == field and r["method"] == method]
+    for field, method, runs in method_runs(results):
         per_bin = []
         for low, high in zip(MAG_BINS[:-1], MAG_BINS[1:]):
             fractions = []
@@ -341,34 +347,45 @@ def sb_summary(results):
     """Rows of (field, method, completeness of the galaxies per surface-brightness bin,
     galaxies per bin), all realisations pooled."""
     rows = []
-    keys = sorted({(r["field"], r["method"]) for r in results if r["method"] in TABLED},
-                  key=lambda k: (k[0], ORDER.index(k[1])))
-    for field, method in keys:
+    for field, method, runs in method_runs(results):
         mu, found = [], []
-        for r in (r for r in results if r["field"] == field and r["method"] == method):
+        for r in runs:
             for source, row in zip(r["sources"], r["found"]):
                 if source["kind"] != "star":
                     mu.append(surface_brightness(source))
                     found.append(row >= 0)
-        mu, found = np.array(mu), np.array(found)
-        bins = np.digitize(mu, SB_BINS) - 1
-        per_bin = [(np.mean(found[bins == b]) if np.any(bins == b) else np.nan,
-                    int(np.sum(bins == b))) for b in range(len(SB_BINS) - 1)]
-        rows.append((field, method, per_bin))
+        rows.append((field, method, binned_fractions(mu, found, SB_BINS)))
     return rows
 
 
 def sb_lines(rows):
-    lines = ["", "### Completeness against surface brightness (galaxies)", "",
-             "The injected galaxies by their mean surface brightness within the half-light "
-             "ellipse, mag + 2.5 log10(2 pi q r_eff^2), in magnitudes per pixel^2 (zero point "
-             "as above); all realisations pooled, the number of galaxies in brackets.", "",
+    return binned_table(
+        "Completeness against surface brightness (galaxies)",
+        "The injected galaxies by their mean surface brightness within the half-light "
+        "ellipse, mag + 2.5 log10(2 pi q r_eff^2), in magnitudes per pixel^2 (zero point as "
+        "above); all realisations pooled, the number of galaxies in brackets.", SB_BINS, rows)
+
+
+def binned_fractions(values, flags, edges):
+    """[(the share of True flags, the count)] of the values in each bin of edges."""
+    values, flags = np.asarray(values, dtype=float), np.asarray(flags, dtype=bool)
+    per_bin = []
+    for low, high in zip(edges[:-1], edges[1:]):
+        chosen = (values >= low) & (values < high)
+        per_bin.append((np.mean(flags[chosen]) if chosen.any() else np.nan,
+                        int(chosen.sum())))
+    return per_bin
+
+
+def binned_table(title, text, edges, rows):
+    """A report table of (field, method, binned_fractions) rows under a heading."""
+    lines = ["", f"### {title}", "", text, "",
              "| field | method | " + " | ".join(f"{lo:g} to {hi:g}" for lo, hi in
-                                                zip(SB_BINS[:-1], SB_BINS[1:])) + " |",
-             "|---|---|" + "---|" * (len(SB_BINS) - 1)]
+                                                zip(edges[:-1], edges[1:])) + " |",
+             "|---|---|" + "---|" * (len(edges) - 1)]
     for field, method, per_bin in rows:
-        cells = " | ".join(f"{c:.2f} ({n})" for c, n in per_bin)
-        lines.append(f"| {field} | {method} | {cells} |")
+        lines.append(f"| {field} | {method} | "
+                     + " | ".join(f"{c:.2f} ({n})" for c, n in per_bin) + " |")
     return lines
 
 
@@ -376,11 +393,9 @@ def flux_by_magnitude(results):
     """Rows of (field, method, per magnitude bin: median FLUX_AUTO / true flux, its 16-84 %
     range and count; median Kron size sqrt(A B) x KRON_RADIUS / r_eff of the galaxies)."""
     rows = []
-    keys = sorted({(r["field"], r["method"]) for r in results if r["method"] in TABLED},
-                  key=lambda k: (k[0], ORDER.index(k[1])))
-    for field, method in keys:
+    for field, method, runs in method_runs(results):
         mags, ratios, kron = [], [], []
-        for r in (r for r in results if r["field"] == field and r["method"] == method):
+        for r in runs:
             catalog = r["catalog"]
             for i in np.flatnonzero(r["found"] >= 0):
                 j, source = r["found"][i], r["sources"][i]
@@ -416,56 +431,51 @@ def flux_lines(rows):
     return lines
 
 
+def detections_near_sources(r):
+    """For one recovery: the detections' positions (0-based), which of them are the image's
+    own objects, their distance to and index of the nearest injected source, and each
+    source's radius (1.5 r_eff, at least MATCH_RADIUS) within which a detection is its."""
+    from scipy.spatial import cKDTree
+    catalog, sources = r["catalog"], r["sources"]
+    truth = np.array([[s["x"], s["y"]] for s in sources])
+    radius = np.maximum(MATCH_RADIUS, 1.5 * np.array([s["r_eff"] if s["kind"] != "star"
+                                                      else 0.0 for s in sources]))
+    xy = np.column_stack([catalog["X_IMAGE"], catalog["Y_IMAGE"]]) - 1.0
+    own = (cKDTree(r["originals"]).query(xy)[0] < MATCH_RADIUS if len(r["originals"])
+           else np.zeros(len(xy), dtype=bool))
+    distance, nearest = cKDTree(truth).query(xy)
+    return xy, own, distance, nearest, radius, truth
+
+
 def purity_by_magnitude(results):
     """Rows of (field, method, per bin of the detections' own magnitude
     (-2.5 log10 FLUX_AUTO + the field's zero point): purity and the number of detections),
     the image's own objects left out, all realisations pooled."""
-    from scipy.spatial import cKDTree
     rows = []
-    keys = sorted({(r["field"], r["method"]) for r in results if r["method"] in TABLED},
-                  key=lambda k: (k[0], ORDER.index(k[1])))
-    for field, method in keys:
+    for field, method, runs in method_runs(results):
         mags, genuine = [], []
-        for r in (r for r in results if r["field"] == field and r["method"] == method):
+        for r in runs:
             catalog = r["catalog"]
             if catalog.nrows == 0:
                 continue
-            truth = np.array([[s["x"], s["y"]] for s in r["sources"]])
-            radius = np.maximum(MATCH_RADIUS, 1.5 * np.array(
-                [s["r_eff"] if s["kind"] != "star" else 0.0 for s in r["sources"]]))
-            xy = np.column_stack([catalog["X_IMAGE"], catalog["Y_IMAGE"]]) - 1.0
-            own = (cKDTree(r["originals"]).query(xy)[0] < MATCH_RADIUS
-                   if len(r["originals"]) else np.zeros(len(xy), dtype=bool))
-            distance, nearest = cKDTree(truth).query(xy)
+            _, own, distance, nearest, radius, _ = detections_near_sources(r)
             flux = np.asarray(catalog["FLUX_AUTO"], dtype=float)
             with np.errstate(divide="ignore", invalid="ignore"):
                 mag = -2.5 * np.log10(flux) + r["zeropoint"]
             keep = ~own
             mags += list(mag[keep])
             genuine += list((distance < radius[nearest])[keep])
-        mags, genuine = np.array(mags), np.array(genuine, dtype=bool)
-        per_bin = []
-        for low, high in zip(MAG_BINS[:-1], MAG_BINS[1:]):
-            chosen = (mags >= low) & (mags < high)
-            per_bin.append((np.mean(genuine[chosen]) if chosen.any() else np.nan,
-                            int(chosen.sum())))
-        rows.append((field, method, per_bin))
+        rows.append((field, method, binned_fractions(mags, genuine, MAG_BINS)))
     return rows
 
 
 def purity_lines(rows):
-    lines = ["", "### Purity against magnitude", "",
-             "The share of detections (the image's own objects left out) that are an injected "
-             "source or a piece of one, per bin of the detection's own FLUX_AUTO magnitude "
-             "(zero point as above); the number of detections in brackets. Detections "
-             "outside the bins (fainter noise peaks, brighter blends) are not counted here.",
-             "", "| field | method | " + " | ".join(f"{lo:g} to {hi:g}" for lo, hi in
-                                                    zip(MAG_BINS[:-1], MAG_BINS[1:])) + " |",
-             "|---|---|" + "---|" * (len(MAG_BINS) - 1)]
-    for field, method, per_bin in rows:
-        lines.append(f"| {field} | {method} | "
-                     + " | ".join(f"{p:.2f} ({n})" for p, n in per_bin) + " |")
-    return lines
+    return binned_table(
+        "Purity against magnitude",
+        "The share of detections (the image's own objects left out) that are an injected "
+        "source or a piece of one, per bin of the detection's own FLUX_AUTO magnitude (zero "
+        "point as above); the number of detections in brackets. Detections outside the bins "
+        "(fainter noise peaks, brighter blends) are not counted here.", MAG_BINS, rows)
 
 
 def blend_counts(r):
@@ -474,17 +484,10 @@ def blend_counts(r):
     to it than to any other source; merged when it was not recovered but a detection lies
     within that radius of it and recovers a neighbour; a detection is spurious when it is
     neither an injected source's nor one of the image's own objects."""
-    from scipy.spatial import cKDTree
-    catalog, sources = r["catalog"], r["sources"]
-    truth = np.array([[s["x"], s["y"]] for s in sources])
-    radius = np.maximum(MATCH_RADIUS, 1.5 * np.array([s["r_eff"] if s["kind"] != "star"
-                                                      else 0.0 for s in sources]))
-    if catalog.nrows == 0:
+    if r["catalog"].nrows == 0:
         return 0, 0, 0, 0
-    xy = np.column_stack([catalog["X_IMAGE"], catalog["Y_IMAGE"]]) - 1.0
-    own = (cKDTree(r["originals"]).query(xy)[0] < MATCH_RADIUS if len(r["originals"])
-           else np.zeros(len(xy), dtype=bool))
-    distance, nearest = cKDTree(truth).query(xy)
+    sources = r["sources"]
+    xy, own, distance, nearest, radius, truth = detections_near_sources(r)
     inside = (distance < radius[nearest]) & ~own
     per_source = np.bincount(nearest[inside], minlength=len(sources))
     split = int(np.sum(per_source >= 2))
@@ -524,10 +527,7 @@ def blending_summary(results):
     """Rows of (field, method, purity, split fraction, merged fraction, CLASS_STAR AUC,
     stars with CLASS_STAR >= 0.5, galaxies with CLASS_STAR >= 0.5, injected, recovered)."""
     rows = []
-    keys = sorted({(r["field"], r["method"]) for r in results if r["method"] in TABLED},
-                  key=lambda k: (k[0], ORDER.index(k[1])))
-    for field, method in keys:
-        runs = [r for r in results if r["field"] == field and r["method"] == method]
+    for field, method, runs in method_runs(results):
         split, merged, spurious, detections = np.sum([blend_counts(r) for r in runs], axis=0)
         injected = sum(len(r["sources"]) for r in runs)
         stars, galaxies = class_star_scores(runs)
