@@ -40,6 +40,25 @@ def estimate_background(data, mask, back_size, back_filtersize):
                    "estimate the background")
 
 
+def weight_gain_map(data_sub, variance, global_rms, gain):
+    """SExtractor's WEIGHT_GAIN (on by default with a weight map, src/photom.c): the weight
+    map is also a gain map, so a pixel's Poisson variance is its positive flux / GAIN times
+    its variance over the image's global background variance. Returns the map whose
+    aperture sums are that Poisson term, or None (no weight map, no gain: then the plain
+    total flux / GAIN is used, as SExtractor does without weights)."""
+    if variance is None or not gain or not global_rms > 0:
+        return None
+    out = np.maximum(data_sub, 0).astype(np.float32)
+    out *= variance
+    out *= np.float32(1.0 / (gain * global_rms ** 2))
+    return out
+
+
+def add_poisson(flux_err, poisson_sums):
+    """The errors with the Poisson term of weight_gain_map's sums added in quadrature."""
+    return np.sqrt(np.square(flux_err) + np.maximum(poisson_sums, 0))
+
+
 def magnitudes(flux, zeropoint):
     with np.errstate(divide="ignore", invalid="ignore"):
         mag = zeropoint - 2.5 * np.log10(flux)

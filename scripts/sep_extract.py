@@ -25,7 +25,7 @@ from astro_images import (  # noqa: E402
     read_image, read_image_argument, require_same_shape, write_fits_image,
 )
 from astro_photometry import (  # noqa: E402
-    choose_zeropoint, estimate_background, magnitudes, run_sep,
+    add_poisson, choose_zeropoint, estimate_background, magnitudes, run_sep, weight_gain_map,
 )
 from astro_weights import (  # noqa: E402,I100
     choose_hdu, combine_flags, filtered, FLAG_HDU_NAMES, FLAG_TYPES, INTERP_MAXLAG,
@@ -256,11 +256,13 @@ def detect(data_sub, mask, err, kernel, detection):
         segmentation_map=True), "extract sources")
 
 
-def auto_photometry(data_sub, objects, mask, err, gain, kron_factor, kron_min_radius):
+def auto_photometry(data_sub, objects, mask, err, gain, kron_factor, kron_min_radius,
+                    poisson_map=None):
     """SExtractor's AUTO photometry: KRON_RADIUS, FLUX_AUTO, FLUXERR_AUTO and aperture flags.
 
     KRON_RADIUS = max(k x first-moment radius, r_min), in units of A and B; FLUX_AUTO is
-    the flux in the ellipse of semi-axes KRON_RADIUS x (A, B).
+    the flux in the ellipse of semi-axes KRON_RADIUS x (A, B). poisson_map: the per-pixel
+    Poisson term of a weighted image (astro_photometry.weight_gain_map), instead of gain.
     """
     import sep
     x, y, a, b, theta = (objects[k] for k in ("x", "y", "a", "b", "theta"))
@@ -268,7 +270,12 @@ def auto_photometry(data_sub, objects, mask, err, gain, kron_factor, kron_min_ra
                                        mask=mask)
     kron = np.maximum(kron_factor * np.nan_to_num(kron), kron_min_radius)
     flux, flux_err, flux_flags = sep.sum_ellipse(
-        data_sub, x, y, a, b, theta, kron, err=err, gain=gain, mask=mask, subpix=1)
+        data_sub, x, y, a, b, theta, kron, err=err,
+        gain=None if poisson_map is not None else gain, mask=mask, subpix=1)
+    if poisson_map is not None:
+        poisson = sep.sum_ellipse(poisson_map, x, y, a, b, theta, kron, mask=mask,
+                                  subpix=1)[0]
+        flux_err = add_poisson(flux_err, poisson)
     return kron, flux, flux_err, kron_flags | flux_flags
 
 
@@ -303,7 +310,7 @@ def sky_coordinates(wcs, x, y):
 
 
 def build_catalog(image, data_sub, background, objects, segmap, mask, err, photometry,
-                  stars, thresh):
+                  stars, thresh, poisson_map=None):
     """Measure every object; returns the catalog with SExtractor's columns and the lines
     that say where the seeing and the pixel scale came from."""
     import sep
@@ -313,7 +320,8 @@ def build_catalog(image, data_sub, background, objects, segmap, mask, err, photo
     p = photometry
     x, y, a, b = objects["x"], objects["y"], objects["a"], objects["b"]
     kron, flux_auto, flux_err, aper_flags = auto_photometry(
-        data_sub, objects, mask, err, p.gain or None, p.kron_factor, p.kron_min_radius)
+        data_sub, objects, mask, err, p.gain or None, p.kron_factor, p.kron_min_radius,
+        poisson_map)
     half_light, _ = sep.flux_radius(data_sub, x, y, KRON_MEASURE_RADIUS * a, 0.5,
                                     normflux=flux_auto, mask=mask, subpix=5)
     ra, dec = sky_coordinates(image.wcs, x, y)
@@ -483,8 +491,10 @@ def extract_sources(image, mask, kernel, back_size, back_filtersize, detection, 
     # the absolute analysis threshold, as SExtractor's CLASS_STAR takes it
     thresh = detection.thresh * (1.0 if detection.err_model == "none" and variance is None
                                  else bkg.globalrms)
+    poisson_map = weight_gain_map(data_sub, variance, bkg.globalrms, photometry.gain)
     catalog, notes = build_catalog(image, data_sub, background, objects, segmap, mask, err,
-                                   photometry, stars, thresh)
+                                   photometry, stars, thresh, poisson_map)
+    del poisson_map
     if flags is not None and len(objects):
         labels, index = footprint_pixels(segmap)
         combined, counted = combine_flags(flags[0], labels, index, len(objects), flags[1])

@@ -46,7 +46,9 @@ def test_against_sextractor_with_map_weight_and_a_flag_image(run_script, tmp_pat
     same_place = distance < 0.001  # where the footprints agree, the fluxes are SExtractor's
     assert same_place.sum() >= 2 and np.all(np.abs(flux[same_place]) < 1e-5)
     error = ours["FLUXERR_AUTO"][index] / theirs["FLUXERR_AUTO"] - 1
-    assert np.all(np.abs(error) < 0.06)
+    # the Poisson term as SExtractor's WEIGHT_GAIN: with the plain total flux / GAIN the
+    # errors were 3.2 % low in the median, 5.6 % at most
+    assert np.median(np.abs(error)) < 0.012 and np.all(np.abs(error) < 0.02)
     np.testing.assert_array_equal(ours["IMAFLAGS_ISO"], 0)  # this cutout's DQ is all 0
     assert list(ours)[-4:] == ["IMAFLAGS_ISO", "NIMAFLAGS_ISO", "FLAGS", "FLAGS_WEIGHT"]
     np.testing.assert_array_equal(ours["FLAGS_WEIGHT"], 0)  # no bad weight in this cutout
@@ -160,3 +162,14 @@ def test_bad_weights_and_flags(run_script, tmp_path, case, message):
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), result.err
     assert not result.path.exists()
+
+
+def test_weight_gain_scales_each_pixel_s_poisson_term_by_its_variance():
+    from astro_photometry import add_poisson, weight_gain_map
+    data = np.array([[10.0, -5.0], [20.0, 0.0]], dtype=np.float32)
+    variance = np.array([[4.0, 4.0], [8.0, 4.0]], dtype=np.float32)
+    poisson = weight_gain_map(data, variance, 2.0, 5.0)   # global variance 4, gain 5
+    np.testing.assert_allclose(poisson, [[2.0, 0.0], [8.0, 0.0]])  # negative flux: none
+    assert weight_gain_map(data, None, 2.0, 5.0) is None  # no weight map: total flux / gain
+    assert weight_gain_map(data, variance, 2.0, None) is None
+    np.testing.assert_allclose(add_poisson(np.array([3.0]), np.array([16.0])), [5.0])
