@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -291,6 +292,24 @@ def check_workflow_editor(url, key):
     return True, f"{len(names)} workflows, no step with upgrade messages"
 
 
+HOT_COLD_OUTPUTS = ("hot catalog", "cold catalog", "catalog regions", "object mask",
+                    "saturated-star regions", "catalog with local sky", "picture")
+
+
+def check_history_names(url, key):
+    """The datasets the hot/cold workflow made (in the workflow tests that embed it) carry
+    its output labels as their names in the history, not "Extract sources on data 1"."""
+    missing = []
+    for name in HOT_COLD_OUTPUTS:
+        found = api(url, "/api/datasets?q=name-eq&qv=" + urllib.parse.quote(name)
+                    + "&limit=1&keys=id,name", key=key)
+        if not found:
+            missing.append(name)
+    if missing:
+        return False, "no dataset named " + ", ".join(repr(m) for m in missing)
+    return True, f"{len(HOT_COLD_OUTPUTS)} outputs named after their labels"
+
+
 def check_fits_viewer(url, key):
     """Galaxy's Visualize offers the FITS viewer (Aladin Lite) for a FITS dataset of the
     tests, and serves the viewer's script."""
@@ -406,6 +425,8 @@ def test_in_galaxy(args, stages):
                          lambda: check_workflow_editor(server.url, server.key))
             stages.timed("FITS viewer offered",
                          lambda: check_fits_viewer(server.url, server.key))
+            stages.timed("history names the workflow outputs",
+                         lambda: check_history_names(server.url, server.key))
             stages.timed("browser (chromium)",
                          lambda: browser_check.check(server.url, OUTPUT_DIR))
     except Exception as err:

@@ -109,3 +109,18 @@ def _suite():
     sys.path.insert(0, os.path.join(REPO, "harness"))
     import suite
     return suite
+
+
+def test_the_history_check_names_a_missing_output(monkeypatch):
+    suite = _suite()
+    present = set(suite.HOT_COLD_OUTPUTS) - {"object mask"}
+
+    def fake_api(url, path, key=None, **kwargs):
+        name = suite.urllib.parse.unquote(path.split("qv=")[1].split("&")[0])
+        return [{"id": "1", "name": name}] if name in present else []
+    monkeypatch.setattr(suite, "api", fake_api)
+    ok, detail = suite.check_history_names("http://127.0.0.1:1", "k")
+    assert not ok and detail == "no dataset named 'object mask'"
+    present.add("object mask")
+    assert suite.check_history_names("http://127.0.0.1:1", "k") == (
+        True, "7 outputs named after their labels")
