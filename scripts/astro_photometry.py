@@ -54,9 +54,17 @@ def weight_gain_map(data_sub, variance, global_rms, gain):
     return out
 
 
-def add_poisson(flux_err, poisson_sums):
-    """The errors with the Poisson term of weight_gain_map's sums added in quadrature."""
-    return np.sqrt(np.square(flux_err) + np.maximum(poisson_sums, 0))
+def sums_with_errors(sum_function, data_sub, geometry, err, gain, poisson_map, **options):
+    """(flux, error, flags) of one of sep's aperture sums (sum_ellipse, sum_circle) over
+    every object: the Poisson term pixel by pixel from poisson_map (weight_gain_map) when
+    there is one, else sep's total flux / gain."""
+    flux, flux_err, flags = sum_function(
+        data_sub, *geometry, err=err, gain=None if poisson_map is not None else gain,
+        **options)
+    if poisson_map is not None:
+        poisson = sum_function(poisson_map, *geometry, **options)[0]
+        flux_err = np.sqrt(np.square(flux_err) + np.maximum(poisson, 0))
+    return flux, flux_err, flags
 
 
 def magnitudes(flux, zeropoint):

@@ -29,8 +29,8 @@ from astro_weights import (  # noqa: E402,I100
     choose_hdu, interpolate_bad_pixels, variance_map, WEIGHT_HDU_NAMES, WEIGHT_TYPES,
 )
 from astro_photometry import (  # noqa: E402,I100
-    add_poisson, choose_zeropoint, estimate_background, MAG_UNDEFINED, magnitude_errors,
-    magnitudes, run_sep, weight_gain_map,
+    choose_zeropoint, estimate_background, MAG_UNDEFINED, magnitude_errors, magnitudes,
+    run_sep, sums_with_errors, weight_gain_map,
 )
 
 REQUIRED = ("X_IMAGE", "Y_IMAGE", "A_IMAGE", "THETA_IMAGE", "KRON_RADIUS")
@@ -309,17 +309,11 @@ def measure_band(image, mask, weight, weight_type, apertures, diameters, zeropoi
     use_mask = mask if mask.any() else None
     # with a weight map, SExtractor's WEIGHT_GAIN: the Poisson term pixel by pixel
     poisson_map = weight_gain_map(data_sub, variance, bkg.globalrms, gain)
-    if poisson_map is not None:
-        gain = None
     columns = {}
     if len(p.x):
-        flux, flux_err, flags = run_sep(lambda: sep.sum_ellipse(
-            data_sub, p.x, p.y, p.a, p.b, p.theta, p.kron, err=err, gain=gain,
-            mask=use_mask, subpix=1, **segment), "measure the AUTO fluxes")
-        if poisson_map is not None:
-            flux_err = add_poisson(flux_err, sep.sum_ellipse(
-                poisson_map, p.x, p.y, p.a, p.b, p.theta, p.kron, mask=use_mask, subpix=1,
-                **segment)[0])
+        flux, flux_err, flags = run_sep(lambda: sums_with_errors(
+            sep.sum_ellipse, data_sub, (p.x, p.y, p.a, p.b, p.theta, p.kron), err, gain,
+            poisson_map, mask=use_mask, subpix=1, **segment), "measure the AUTO fluxes")
     else:
         flux = flux_err = np.zeros(0)
         flags = np.zeros(0, dtype=np.int64)
@@ -329,13 +323,10 @@ def measure_band(image, mask, weight, weight_type, apertures, diameters, zeropoi
     for k, diameter in enumerate(diameters):
         suffix = "" if k == 0 else f"_{k + 1}"
         if len(p.x):
-            aper, aper_err, _ = run_sep(lambda: sep.sum_circle(
-                data_sub, p.x, p.y, diameter / 2.0, err=err, gain=gain, mask=use_mask,
-                subpix=5, **segment), "measure the aperture fluxes")
-            if poisson_map is not None:
-                aper_err = add_poisson(aper_err, sep.sum_circle(
-                    poisson_map, p.x, p.y, diameter / 2.0, mask=use_mask, subpix=5,
-                    **segment)[0])
+            aper, aper_err, _ = run_sep(lambda: sums_with_errors(
+                sep.sum_circle, data_sub, (p.x, p.y, diameter / 2.0), err, gain,
+                poisson_map, mask=use_mask, subpix=5, **segment),
+                "measure the aperture fluxes")
         else:
             aper = aper_err = np.zeros(0)
         columns[f"FLUX_APER{suffix}"], columns[f"FLUXERR_APER{suffix}"] = aper, aper_err

@@ -25,7 +25,8 @@ from astro_images import (  # noqa: E402
     read_image, read_image_argument, require_same_shape, write_fits_image,
 )
 from astro_photometry import (  # noqa: E402
-    add_poisson, choose_zeropoint, estimate_background, magnitudes, run_sep, weight_gain_map,
+    choose_zeropoint, estimate_background, magnitudes, run_sep, sums_with_errors,
+    weight_gain_map,
 )
 from astro_weights import (  # noqa: E402,I100
     choose_hdu, combine_flags, filtered, FLAG_HDU_NAMES, FLAG_TYPES, INTERP_MAXLAG,
@@ -269,13 +270,9 @@ def auto_photometry(data_sub, objects, mask, err, gain, kron_factor, kron_min_ra
     kron, kron_flags = sep.kron_radius(data_sub, x, y, a, b, theta, KRON_MEASURE_RADIUS,
                                        mask=mask)
     kron = np.maximum(kron_factor * np.nan_to_num(kron), kron_min_radius)
-    flux, flux_err, flux_flags = sep.sum_ellipse(
-        data_sub, x, y, a, b, theta, kron, err=err,
-        gain=None if poisson_map is not None else gain, mask=mask, subpix=1)
-    if poisson_map is not None:
-        poisson = sep.sum_ellipse(poisson_map, x, y, a, b, theta, kron, mask=mask,
-                                  subpix=1)[0]
-        flux_err = add_poisson(flux_err, poisson)
+    flux, flux_err, flux_flags = sums_with_errors(
+        sep.sum_ellipse, data_sub, (x, y, a, b, theta, kron), err, gain, poisson_map,
+        mask=mask, subpix=1)
     return kron, flux, flux_err, kron_flags | flux_flags
 
 

@@ -165,11 +165,18 @@ def test_bad_weights_and_flags(run_script, tmp_path, case, message):
 
 
 def test_weight_gain_scales_each_pixel_s_poisson_term_by_its_variance():
-    from astro_photometry import add_poisson, weight_gain_map
+    from astro_photometry import sums_with_errors, weight_gain_map
     data = np.array([[10.0, -5.0], [20.0, 0.0]], dtype=np.float32)
     variance = np.array([[4.0, 4.0], [8.0, 4.0]], dtype=np.float32)
     poisson = weight_gain_map(data, variance, 2.0, 5.0)   # global variance 4, gain 5
     np.testing.assert_allclose(poisson, [[2.0, 0.0], [8.0, 0.0]])  # negative flux: none
     assert weight_gain_map(data, None, 2.0, 5.0) is None  # no weight map: total flux / gain
     assert weight_gain_map(data, variance, 2.0, None) is None
-    np.testing.assert_allclose(add_poisson(np.array([3.0]), np.array([16.0])), [5.0])
+
+    def fake_sum(values, x, err=None, gain=None, **options):  # a sum over all pixels
+        assert gain is None  # the Poisson term comes from the map, not from sep's gain
+        return (np.array([values.sum()]), np.array([3.0 if err is not None else 0.0]),
+                np.array([0]))
+    flux, error, _ = sums_with_errors(fake_sum, data, ([0.0],), 1.0, 5.0, poisson)
+    np.testing.assert_allclose(flux, [25.0])
+    np.testing.assert_allclose(error, [np.sqrt(9.0 + 10.0)])  # 3^2 + 2 + 8
