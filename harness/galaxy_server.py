@@ -11,14 +11,11 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from processes import Server, stop_groups  # noqa: E402
+from processes import launch, Server, stop_groups, wait_until_up  # noqa: E402
 from suite_package import ensure_package, package_env  # noqa: E402
 from visualizations import plugins_directory  # noqa: E402
 
@@ -196,20 +193,6 @@ def api(url, path, key=None, data=None, method=None, timeout=30):
         return json.loads(answer.read() or b"null")
 
 
-def wait_until_up(url, process, log_path, timeout=START_TIMEOUT):
-    start = time.time()
-    while time.time() - start < timeout:
-        if process.poll() is not None:
-            raise RuntimeError(f"Galaxy exited with status {process.returncode}; "
-                               f"see {log_path}")
-        try:
-            api(url, "/api/version", timeout=5)
-            return time.time() - start
-        except (urllib.error.URLError, ConnectionError, OSError):
-            time.sleep(1)
-    raise RuntimeError(f"Galaxy did not answer within {timeout} s; see {log_path}")
-
-
 def user_api_key(url, email=USER_EMAIL, name=USER_NAME):
     """Create (or find) a user and return a fresh API key for it."""
     users = api(url, f"/api/users?f_email={email}", key=BOOTSTRAP_KEY)
@@ -301,16 +284,15 @@ class GalaxyServer(Server):
         ]
         self._say(f"starting Galaxy on {self.url} (log: {self.log_path}) ...")
         log = open(self.log_path, "w")
-        self.process = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = launch(command, self.workdir, env, log)
         try:  # a signal while Galaxy starts must not leave it running
-            self.celery = subprocess.Popen(
+            self.celery = launch(
                 [os.path.join(venv, "bin", "celery"), "--app", "galaxy.celery", "worker",
                  "--concurrency", "2", "--loglevel", "INFO", "--pool", "threads",
                  "--queues", "celery,galaxy.internal,galaxy.external"],
-                cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
-            seconds = wait_until_up(self.url, self.process, self.log_path)
+                self.workdir, env, log)
+            seconds = wait_until_up("Galaxy", lambda: api(self.url, "/api/version", timeout=5),
+                                    self.process, self.log_path, START_TIMEOUT)
             self.key = user_api_key(self.url)
             if self.pulsar:
                 self.pulsar_key = user_api_key(self.url, PULSAR_USER, PULSAR_USER_NAME)

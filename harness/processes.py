@@ -4,6 +4,8 @@ is used in a `with` block so that it is always stopped, and says what it does.""
 import os
 import signal
 import subprocess
+import time
+import urllib.error
 
 
 def stop_groups(processes, timeout=30):
@@ -25,6 +27,29 @@ def stop_groups(processes, timeout=30):
                 pass
             process.wait()
     return bool(running)
+
+
+def launch(command, cwd, env, log):
+    """A server process in its own process group (stop_groups ends it with its children),
+    its output appended to the open file `log`."""
+    return subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def wait_until_up(name, probe, process, log_path, timeout):
+    """Seconds until probe() returns without a connection error; a clear error when the
+    process exits first or the time runs out."""
+    start = time.time()
+    while time.time() - start < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with status {process.returncode}; "
+                               f"see {log_path}")
+        try:
+            probe()
+            return time.time() - start
+        except (urllib.error.URLError, ConnectionError, OSError):
+            time.sleep(1)
+    raise RuntimeError(f"{name} did not answer within {timeout} s; see {log_path}")
 
 
 class Server:

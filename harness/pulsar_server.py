@@ -9,16 +9,14 @@ destination; the job configuration that routes jobs to it is galaxy_server.job_c
 
 import os
 import secrets
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from processes import Server, stop_groups  # noqa: E402
+from processes import launch, Server, stop_groups, wait_until_up  # noqa: E402
 
 START_TIMEOUT = 120  # seconds
 
@@ -69,32 +67,21 @@ class PulsarServer(Server):
         env.update(self.env)
         command = [os.path.join(sys.prefix, "bin", "pulsar-serve"), ini]
         self._say(f"starting Pulsar on {self.url} (staging: {self.staging_directory}) ...")
-        log = open(self.log_path, "w")
-        self.process = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = launch(command, self.workdir, env, open(self.log_path, "w"))
         try:
-            seconds = self._wait_until_up()
+            seconds = wait_until_up("Pulsar", self._probe, self.process, self.log_path,
+                                    START_TIMEOUT)
         except BaseException:
             self.stop()
             raise
         self._say(f"Pulsar is up after {seconds:.0f} s")
         return self
 
-    def _wait_until_up(self):
-        start = time.time()
-        while time.time() - start < START_TIMEOUT:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Pulsar exited with status {self.process.returncode}; "
-                                   f"see {self.log_path}")
-            try:
-                urllib.request.urlopen(self.url, timeout=5)
-                return time.time() - start
-            except urllib.error.HTTPError:  # any HTTP answer: the server is up
-                return time.time() - start
-            except (urllib.error.URLError, ConnectionError, OSError):
-                time.sleep(1)
-        raise RuntimeError(f"Pulsar did not answer within {START_TIMEOUT} s; "
-                           f"see {self.log_path}")
+    def _probe(self):
+        try:
+            urllib.request.urlopen(self.url, timeout=5)
+        except urllib.error.HTTPError:  # any HTTP answer: the server is up
+            pass
 
     def stop(self):
         if stop_groups([self.process]):
