@@ -88,3 +88,109 @@ def choose_zeropoint(given, header):
     if value is not None:
         return value, f"header {key}"
     return 0.0, "default; no MAGZP/PHOTZP in the header"
+
+
+MASK_TYPES = ("correct", "blank", "none")  # SExtractor's MASK_TYPE (default CORRECT)
+
+
+def ellipse_boxes(x, y, a, b, theta, r, shape):
+    """Pixel bounds [x0, x1) and [y0, y1) of each ellipse of semi-axes r*a, r*b."""
+    ra, rb = r * a, r * b
+    half_x = np.sqrt((ra * np.cos(theta)) ** 2 + (rb * np.sin(theta)) ** 2)
+    half_y = np.sqrt((ra * np.sin(theta)) ** 2 + (rb * np.cos(theta)) ** 2)
+    ny, nx = shape
+    x0 = np.clip(np.floor(x - half_x + 0.5), 0, nx).astype(np.int64)
+    x1 = np.clip(np.floor(x + half_x + 0.5) + 1, 0, nx).astype(np.int64)
+    y0 = np.clip(np.floor(y - half_y + 0.5), 0, ny).astype(np.int64)
+    y1 = np.clip(np.floor(y + half_y + 0.5) + 1, 0, ny).astype(np.int64)
+    return x0, x1, y0, y1
+
+
+def _box_counts(table, x0, x1, y0, y1):
+    return table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]
+
+
+def _summed_area(values):
+    """Counts of True pixels in every [0, y) x [0, x) (int32: images below 2**31 pixels)."""
+    table = np.zeros((values.shape[0] + 1, values.shape[1] + 1), dtype=np.int32)
+    np.cumsum(values, axis=0, dtype=np.int32, out=table[1:, 1:])
+    np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
+    return table
+
+
+def masked_pixel_corrections(data_sub, noise, poisson_map, segmap, bad, ellipses,
+                             mask_type, others=None, own_boxes=None):
+    """(flux, variance, Poisson) to add, per object, to whole-pixel sums over its ellipse
+    made with nothing masked, so that they become SExtractor's with MASK_TYPE
+    (src/photom.c): a pixel of another object (CORRECT, BLANK) or a bad pixel is replaced
+    by its mirror image through the object's centre when that one is usable (CORRECT),
+    else it counts as 0 with no variance. ellipses: (x, y, a, b, theta, r) 0-based;
+    noise: a weight map's RMS, or a number (no weight map: as in SExtractor every pixel of
+    the ellipse then keeps the background variance); others: pixels of detections that are
+    not objects, blanked too; own_boxes: each object's (xmin, xmax, ymin, ymax). Only the
+    objects whose ellipse holds such pixels cost work: each the pixels of its box."""
+    x, y, a, b, theta, r = ellipses
+    count = len(x)
+    out = np.zeros((3, count))
+    blanked = None
+    if mask_type != "none":
+        blanked = segmap > 0
+        if others is not None:
+            blanked |= others
+    if blanked is None and bad is None:
+        return out
+    x0, x1, y0, y1 = ellipse_boxes(x, y, a, b, theta, r, segmap.shape)
+    candidates = np.zeros(count, dtype=bool)
+    if bad is not None and bad.any():
+        candidates |= _box_counts(_summed_area(bad), x0, x1, y0, y1) > 0
+    else:
+        bad = None
+    if blanked is not None:
+        own_area = np.bincount(segmap.ravel(), minlength=count + 1)[:count + 1]
+        # more labelled pixels in the box than the object has: a neighbour is there
+        candidates |= _box_counts(_summed_area(blanked), x0, x1, y0, y1) > own_area[1:]
+        if own_boxes is not None:  # an isophote reaching out of the box hides one
+            xmin, xmax, ymin, ymax = own_boxes
+            candidates |= (xmin < x0) | (xmax >= x1) | (ymin < y0) | (ymax >= y1)
+    import sep
+    cxx, cyy, cxy = sep.ellipse_coeffs(a, b, theta)
+    ny, nx = segmap.shape
+    for i in np.flatnonzero(candidates):
+        rows, cols = np.mgrid[y0[i]:y1[i], x0[i]:x1[i]]
+        dx, dy = cols - x[i], rows - y[i]
+        inside = cxx[i] * dx * dx + cyy[i] * dy * dy + cxy[i] * dx * dy < r[i] ** 2
+        label = segmap[rows, cols]
+        replaced = np.zeros(inside.shape, dtype=bool) if bad is None else bad[rows, cols]
+        if blanked is not None:
+            replaced |= blanked[rows, cols] & (label != i + 1)
+        replaced &= inside
+        if not replaced.any():
+            continue
+        py, px = rows[replaced], cols[replaced]
+        out[0, i] -= data_sub[py, px].sum()
+        out[1, i] -= _variance_at(noise, py, px)
+        if poisson_map is not None:
+            out[2, i] -= poisson_map[py, px].sum()
+        if mask_type != "correct":
+            continue
+        # SExtractor's mirror pixel: (int)(2 mx + 0.49999 - x), likewise in y
+        mx = (2 * x[i] + 0.49999 - px).astype(np.int64)
+        my = (2 * y[i] + 0.49999 - py).astype(np.int64)
+        usable = (mx >= 0) & (mx < nx) & (my >= 0) & (my < ny)
+        mx, my = mx[usable], my[usable]
+        usable = ~blanked[my, mx] | (segmap[my, mx] == i + 1)
+        if bad is not None:
+            usable &= ~bad[my, mx]
+        mx, my = mx[usable], my[usable]
+        out[0, i] += data_sub[my, mx].sum()
+        out[1, i] += _variance_at(noise, my, mx)
+        if poisson_map is not None:
+            out[2, i] += poisson_map[my, mx].sum()
+    return out
+
+
+def _variance_at(noise, rows, cols):
+    """The variance summed over some pixels; 0 for a single background noise."""
+    if noise is None or np.ndim(noise) == 0:
+        return 0.0
+    return np.square(noise[rows, cols], dtype=np.float64).sum()

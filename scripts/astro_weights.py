@@ -3,8 +3,10 @@
 Weights (SExtractor's WEIGHT_TYPE, src/weight.c and src/back.c):
 - map_var: a variance map; map_weight: an inverse variance up to a factor; both are
   rescaled so that they match the image's own noise: the factor is the median, over the
-  background meshes, of the image's background RMS over the square root of the map's
-  variance (SExtractor's WEIGHT_GAIN Y). map_rms: an RMS map, used as it is.
+  background meshes, of the image's background sigma over the square root of the map's
+  background variance, each mesh's level estimated as SExtractor's src/back.c does (a
+  variance counted only where its image pixel survives the image's clipping). map_rms:
+  an RMS map, used as it is.
 - Bad pixels: map_weight values at or below the weight threshold (default 0), map_var and
   map_rms values at or above it (default none), and any zero, negative or non-finite
   variance. They are left out of the background, the detection and the sums.
@@ -51,12 +53,173 @@ def bad_weight_pixels(values, kind, thresh):
     return bad
 
 
-def _mesh_values(map_2d, box):
-    """A map sampled at the centres of its background meshes."""
-    ny, nx = map_2d.shape
-    ys = np.minimum(np.arange(box // 2, ny, box), ny - 1)
-    xs = np.minimum(np.arange(box // 2, nx, box), nx - 1)
-    return map_2d[np.ix_(ys, xs)].ravel()
+# SExtractor's background-mesh estimator (src/back.c), used here only for the weight scaling
+QUANTIF_NSIGMA, QUANTIF_NMAXLEVELS, QUANTIF_AMIN = 5, 4096, 4
+BACK_MINGOODFRAC = 0.5
+BACK_PEARSON = 2.5  # mode = 2.5 median - 1.5 mean
+_LEVEL_STEP = np.sqrt(2 / np.pi) * QUANTIF_NSIGMA / QUANTIF_AMIN
+
+
+def _mean_sigma(values):
+    mean = values.mean()
+    variance = np.mean(values * values) - mean * mean
+    return mean, (np.sqrt(variance) if variance > 0 else 0.0)
+
+
+def _two_sigma_cut(values):
+    mean, sigma = _mean_sigma(values)
+    return np.float32(mean - 2 * sigma), np.float32(mean + 2 * sigma)
+
+
+def _quantisation(values):
+    """(mean, levels, step, zero) of a mesh's histogram, from its clipped values."""
+    mean, sigma = _mean_sigma(values)
+    levels = min(int(_LEVEL_STEP * len(values) + 1), QUANTIF_NMAXLEVELS)
+    step = np.float32(2 * QUANTIF_NSIGMA * sigma / levels if sigma > 0 else 1.0)
+    return mean, levels, step, np.float32(mean - QUANTIF_NSIGMA * sigma)
+
+
+def _bins(values, quantisation):
+    """Histogram bins of float32 values, in float32 and truncated towards zero as C does;
+    -1 or `levels` when outside."""
+    _, levels, step, zero = quantisation
+    index = np.trunc(values / step + (np.float32(0.499999) - zero / step))
+    return np.clip(np.nan_to_num(index, nan=-1.0), -1, levels).astype(np.int64)
+
+
+def _split_counts(counts):
+    """Where SExtractor's median walk over a histogram stops: bins are taken from the low
+    end while their sum is below the high end's, else from the high end. Returns the
+    number of low bins l: the smallest l with l + g(l) >= n, g(l) being the fewest high
+    bins whose sum exceeds the l low bins' (checked against the walk itself in the tests)."""
+    n = len(counts)
+    low = np.concatenate([[0], np.cumsum(counts)])
+    high = np.concatenate([[0], np.cumsum(counts[::-1])])
+    reach = np.searchsorted(high, low, side="right")
+    return int(np.argmax(np.arange(n + 1) + reach >= n)), low, high
+
+
+def histogram_mode(counts, quantisation):
+    """(background, sigma) of one mesh from its histogram, as SExtractor's backguess():
+    +-3 sigma clipping around the median until sigma settles, then the mode as
+    2.5 median - 1.5 mean (the median alone when the two differ by 0.3 sigma or more)."""
+    mean0, levels, step, zero = quantisation
+    top = levels - 1
+    lcut, hcut = 0, top
+    sigma, previous = 10.0 * top, 1.0
+    mean = median = mean0
+    for _ in range(100):
+        if not (sigma >= 0.1 and abs(sigma / previous - 1.0) > 1e-4):
+            break
+        previous = sigma
+        part = counts[lcut:hcut + 1]
+        total = part.sum()
+        index = np.arange(lcut, lcut + len(part), dtype=np.float64)
+        nlow, low, high = _split_counts(part)
+        below = lcut + nlow - 1
+        if below >= 0:
+            peak = max(counts[below], counts[below + 1] if below + 1 < levels else 0)
+            median = below + 0.5 + ((high[len(part) - nlow] - low[nlow]) / (2.0 * peak)
+                                    if peak else 0.0)
+        else:
+            median = 0.0
+        mean = sigma = 0.0
+        if total:
+            mean = float((part * index).sum() / total)
+            sigma = float((part * index * index).sum() / total) - mean * mean
+        sigma = np.sqrt(sigma) if sigma > 0 else 0.0
+        lcut = _c_round(median - 3 * sigma) if median - 3 * sigma > 0 else 0
+        hcut = _c_round(median + 3 * sigma) if median + 3 * sigma < top else top
+    if sigma <= 0:
+        return float(zero + mean * step), 0.0
+    mode = BACK_PEARSON * median - (BACK_PEARSON - 1) * mean \
+        if abs((mean - median) / sigma) < 0.3 else median
+    return float(zero + mode * step), float(sigma * step)
+
+
+def _c_round(value):
+    return int(value + 0.5) if value > 0 else int(value - 0.5)
+
+
+def mesh_levels(pixels, variances):
+    """((image background, sigma), (variance background, sigma)) of one background mesh
+    from its usable pixels (float32), as SExtractor computes them with a weight map: each
+    clipped at 2 sigma, a variance counted only where its image pixel is kept; None for a
+    mesh whose variances all fall outside their clip."""
+    image = pixels.astype(np.float64)
+    noise = variances.astype(np.float64)
+    low, high = _two_sigma_cut(image)
+    wlow, whigh = _two_sigma_cut(noise)
+    kept = (image >= low) & (image <= high)
+    noise_kept = kept & (noise >= wlow) & (noise <= whigh)
+    if not noise_kept.any():
+        return None
+    image_q = _quantisation(image[kept])
+    noise_q = _quantisation(noise[noise_kept])
+    bins = _bins(pixels, image_q)
+    inside = (bins >= 0) & (bins < image_q[1])
+    image_counts = np.bincount(bins[inside], minlength=image_q[1])
+    noise_bins = _bins(variances[inside], noise_q)
+    noise_bins = noise_bins[(noise_bins >= 0) & (noise_bins < noise_q[1])]
+    noise_counts = np.bincount(noise_bins, minlength=noise_q[1])
+    return histogram_mode(image_counts, image_q), histogram_mode(noise_counts, noise_q)
+
+
+def filter_meshes(back, sigma, size):
+    """SExtractor's filterback(): meshes without a value take the mean of the nearest
+    valid ones, then a median filter of `size` meshes, the window shrunk symmetrically at
+    the edges."""
+    back, sigma = back.copy(), sigma.copy()
+    valid = np.isfinite(back)
+    if not valid.any():
+        return np.zeros_like(back), np.ones_like(sigma)
+    vy, vx = np.nonzero(valid)
+    for y, x in zip(*np.nonzero(~valid)):
+        d2 = (vy - y) ** 2 + (vx - x) ** 2
+        nearest = d2 == d2.min()
+        back[y, x] = back[vy[nearest], vx[nearest]].mean()
+        sigma[y, x] = sigma[vy[nearest], vx[nearest]].mean()
+    ny, nx = back.shape
+    half = size // 2
+    out_back, out_sigma = back.copy(), sigma.copy()
+    for y in range(ny):
+        for x in range(nx):
+            hy, hx = min(half, y, ny - 1 - y), min(half, x, nx - 1 - x)
+            window = (slice(y - hy, y + hy + 1), slice(x - hx, x + hx + 1))
+            out_back[y, x] = np.median(back[window])
+            out_sigma[y, x] = np.median(sigma[window])
+    return out_back, out_sigma
+
+
+def mesh_maps(data, variance, usable, box, filtersize):
+    """((image background, image sigma), (variance background, variance sigma)) per
+    background mesh, median-filtered, as SExtractor's makeback() with a weight map."""
+    ny, nx = data.shape
+    shape = ((ny - 1) // box + 1, (nx - 1) // box + 1)
+    levels = np.full((4,) + shape, np.nan)
+    for j in range(shape[0]):
+        for i in range(shape[1]):
+            mesh = (slice(j * box, (j + 1) * box), slice(i * box, (i + 1) * box))
+            good = usable[mesh]
+            if good.sum() < BACK_MINGOODFRAC * good.size:
+                continue
+            found = mesh_levels(data[mesh][good].astype(np.float32, copy=False),
+                                variance[mesh][good])
+            if found:
+                levels[:, j, i] = found[0] + found[1]
+    return (filter_meshes(levels[0], levels[1], filtersize),
+            filter_meshes(levels[2], levels[3], filtersize))
+
+
+def weight_scale(data, variance, usable, box, filtersize):
+    """SExtractor's global weight scaling factor (src/back.c): the median over the
+    background meshes of the image's background sigma over the square root of the
+    variance map's background; 1 when no mesh gives one."""
+    (_, image_sigma), (noise_back, _) = mesh_maps(data, variance, usable, box, filtersize)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = image_sigma / np.sqrt(noise_back)
+    ratio = ratio[(noise_back > 0) & (ratio > 0)]
+    return float(np.median(ratio)) if len(ratio) else 1.0
 
 
 def variance_map(values, kind, thresh, data, mask, back_size, back_filtersize):
@@ -82,16 +245,7 @@ def variance_map(values, kind, thresh, data, mask, back_size, back_filtersize):
         np.divide(np.float32(1.0), values, out=raw, where=good)
     else:
         np.copyto(raw, values, where=good)
-    filled = raw.copy()
-    filled[bad] = np.median(raw[good])
-    noise = sep.Background(filled, mask=bad, bw=back_size, bh=back_size, fw=back_filtersize,
-                           fh=back_filtersize)
-    del filled
-    sigma = _mesh_values(science.rms(), back_size)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = sigma / np.sqrt(_mesh_values(noise.back(), back_size))
-    ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
-    sigfac = float(np.median(ratio)) if len(ratio) else 1.0
+    sigfac = weight_scale(data, raw, ~skip, back_size, back_filtersize)
     raw *= np.float32(sigfac ** 2)
     return raw, bad, sigfac, science
 

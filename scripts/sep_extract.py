@@ -25,8 +25,8 @@ from astro_images import (  # noqa: E402
     read_image, read_image_argument, require_same_shape, write_fits_image,
 )
 from astro_photometry import (  # noqa: E402
-    choose_zeropoint, estimate_background, magnitudes, run_sep, sums_with_errors,
-    weight_gain_map,
+    choose_zeropoint, estimate_background, magnitudes, MASK_TYPES, masked_pixel_corrections,
+    run_sep, weight_gain_map,
 )
 from astro_weights import (  # noqa: E402,I100
     choose_hdu, combine_flags, filtered, FLAG_HDU_NAMES, FLAG_TYPES, INTERP_MAXLAG,
@@ -87,6 +87,7 @@ class Photometry:
     saturation: float = None       # None: FLAGS bit 4 is never set
     kron_factor: float = 2.5
     kron_min_radius: float = 3.5
+    mask_type: str = "correct"     # SExtractor's MASK_TYPE for the AUTO photometry
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,8 @@ def parse_args(argv=None):
     io.add_argument("--rms", help="output background RMS image (FITS)")
     io.add_argument("--segmentation", help="output segmentation map (FITS, NUMBER labels)")
     io.add_argument("--overlay", help="output PNG of the image with each object's ellipse")
+    io.add_argument("--galaxy-json", help="also write this file (Galaxy's galaxy.json) naming "
+                                          "the catalog's columns for Galaxy's column pickers")
     io.add_argument("--overlay-stretch", default="asinh", choices=("asinh", "zscale"))
     io.add_argument("--mask", type=existing_file,
                     help="mask image (FITS/TIFF, same shape as the image)")
@@ -175,6 +178,12 @@ def parse_args(argv=None):
                       help="k of SExtractor's PHOT_AUTOPARAMS (default 2.5)")
     phot.add_argument("--kron-min-radius", type=non_negative_float, default=3.5,
                       help="r_min of SExtractor's PHOT_AUTOPARAMS (default 3.5)")
+    phot.add_argument("--mask-type", default="correct", choices=MASK_TYPES,
+                      help="SExtractor's MASK_TYPE for FLUX_AUTO: the other objects' pixels "
+                           "and masked or bad pixels inside an object's Kron ellipse are "
+                           "replaced by their mirror image through its centre (correct, "
+                           "the default), or set to 0 (blank); none: neighbours are summed "
+                           "as they are, masked pixels count as 0")
     star = parser.add_argument_group("star/galaxy separation (CLASS_STAR)")
     star.add_argument("--seeing-fwhm", type=positive_float,
                       help="seeing FWHM in arcsec (SExtractor's SEEING_FWHM; default: "
@@ -257,22 +266,80 @@ def detect(data_sub, mask, err, kernel, detection):
         segmentation_map=True), "extract sources")
 
 
+def small_detections(data_sub, mask, err, kernel, detection, segmap):
+    """The pixels above the detection threshold outside every object: detections smaller
+    than DETECT_MINAREA (SExtractor blanks them too in MASK_TYPE CORRECT and BLANK; the
+    pixels of objects removed by CLEAN are not there: SExtractor puts them back). The
+    threshold as sep.extract applies it: the image filtered with the normalised kernel
+    (zero beyond the edges, masked pixels 0) against thresh x the noise, or sep's matched
+    filter against thresh; 8-connected groups."""
+    from scipy import ndimage
+    data = data_sub if mask is None else np.where(mask, 0, data_sub).astype(np.float32)
+    noise = None if err is None else np.asarray(err, dtype=np.float32)
+    if noise is not None and noise.ndim and mask is not None:
+        noise = np.where(mask, np.inf, noise)
+    weights = None if kernel is None else np.asarray(kernel, dtype=np.float64)
+    if weights is not None:
+        weights = weights / np.abs(weights).sum()
+    if weights is not None and detection.filter_type == "matched" and noise is not None \
+            and noise.ndim:
+        with np.errstate(divide="ignore"):
+            inverse = np.where(noise > 0, 1.0 / np.square(noise), 0).astype(np.float32)
+        signal = ndimage.correlate(data * inverse, weights, mode="constant")
+        norm = ndimage.correlate(inverse, np.square(weights), mode="constant")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            above = signal / np.sqrt(norm) > detection.thresh
+    else:
+        smoothed = data if weights is None else ndimage.correlate(data, weights, mode="constant")
+        level = detection.thresh if noise is None else detection.thresh * noise
+        above = smoothed > level
+        del smoothed, level
+    del data, noise
+    above &= segmap == 0
+    labels, _ = ndimage.label(above, structure=np.ones((3, 3), dtype=bool))
+    small = (np.bincount(labels.ravel()) < detection.minarea)[labels]
+    del labels
+    small &= above
+    return small
+
+
 def auto_photometry(data_sub, objects, mask, err, gain, kron_factor, kron_min_radius,
-                    poisson_map=None):
+                    poisson_map=None, segmap=None, mask_type="correct", others=None):
     """SExtractor's AUTO photometry: KRON_RADIUS, FLUX_AUTO, FLUXERR_AUTO and aperture flags.
 
-    KRON_RADIUS = max(k x first-moment radius, r_min), in units of A and B; FLUX_AUTO is
-    the flux in the ellipse of semi-axes KRON_RADIUS x (A, B). poisson_map: the per-pixel
-    Poisson term of a weighted image (astro_photometry.weight_gain_map), instead of gain.
+    KRON_RADIUS = max(k x first-moment radius, r_min), in units of A and B, measured
+    without the masked pixels and (MASK_TYPE correct or blank) the other objects' pixels;
+    FLUX_AUTO is the flux in the ellipse of semi-axes KRON_RADIUS x (A, B), those pixels
+    replaced as SExtractor's MASK_TYPE says (astro_photometry.masked_pixel_corrections).
+    poisson_map: the per-pixel Poisson term of a weighted image
+    (astro_photometry.weight_gain_map), instead of gain. others: pixels of detections that
+    are not objects (small_detections), blanked as the objects' are.
     """
     import sep
     x, y, a, b, theta = (objects[k] for k in ("x", "y", "a", "b", "theta"))
+    neighbours = {} if mask_type == "none" or segmap is None else {
+        "segmap": segmap, "seg_id": np.arange(1, len(x) + 1, dtype=np.int32)}
+    kron_mask = mask if others is None or mask_type == "none" else (
+        others if mask is None else (mask | others))
     kron, kron_flags = sep.kron_radius(data_sub, x, y, a, b, theta, KRON_MEASURE_RADIUS,
-                                       mask=mask)
+                                       mask=kron_mask, **neighbours)
+    del kron_mask
     kron = np.maximum(kron_factor * np.nan_to_num(kron), kron_min_radius)
-    flux, flux_err, flux_flags = sums_with_errors(
-        sep.sum_ellipse, data_sub, (x, y, a, b, theta, kron), err, gain, poisson_map,
-        mask=mask, subpix=1)
+    ellipses = (x, y, a, b, theta, kron)
+    flux, flux_err, flux_flags = sep.sum_ellipse(data_sub, *ellipses, err=err, subpix=1)
+    if segmap is not None:
+        boxes = tuple(objects[k] for k in ("xmin", "xmax", "ymin", "ymax"))
+        extra_flux, extra_var, extra_poisson = masked_pixel_corrections(
+            data_sub, err, poisson_map, segmap, mask, ellipses, mask_type, others, boxes)
+        flux = flux + extra_flux
+        flux_variance = np.square(flux_err) + extra_var
+    else:
+        flux_variance, extra_poisson = np.square(flux_err), 0.0
+    if poisson_map is not None:
+        flux_variance += sep.sum_ellipse(poisson_map, *ellipses, subpix=1)[0] + extra_poisson
+    elif gain:
+        flux_variance += np.maximum(flux, 0) / gain
+    flux_err = np.sqrt(np.maximum(flux_variance, 0))
     return kron, flux, flux_err, kron_flags | flux_flags
 
 
@@ -307,7 +374,7 @@ def sky_coordinates(wcs, x, y):
 
 
 def build_catalog(image, data_sub, background, objects, segmap, mask, err, photometry,
-                  stars, thresh, poisson_map=None):
+                  stars, thresh, poisson_map=None, others=None):
     """Measure every object; returns the catalog with SExtractor's columns and the lines
     that say where the seeing and the pixel scale came from."""
     import sep
@@ -318,7 +385,7 @@ def build_catalog(image, data_sub, background, objects, segmap, mask, err, photo
     x, y, a, b = objects["x"], objects["y"], objects["a"], objects["b"]
     kron, flux_auto, flux_err, aper_flags = auto_photometry(
         data_sub, objects, mask, err, p.gain or None, p.kron_factor, p.kron_min_radius,
-        poisson_map)
+        poisson_map, segmap, p.mask_type, others)
     half_light, _ = sep.flux_radius(data_sub, x, y, KRON_MEASURE_RADIUS * a, 0.5,
                                     normflux=flux_auto, mask=mask, subpix=5)
     ra, dec = sky_coordinates(image.wcs, x, y)
@@ -484,14 +551,16 @@ def extract_sources(image, mask, kernel, back_size, back_filtersize, detection, 
     else:
         err = detect_err = error_for(detection.err_model, bkg)
     objects, segmap = detect(data_sub, mask, detect_err, kernel, detection)
+    others = None if photometry.mask_type == "none" or not len(objects) else \
+        small_detections(data_sub, mask, detect_err, kernel, detection, segmap)
     del detect_err
     # the absolute analysis threshold, as SExtractor's CLASS_STAR takes it
     thresh = detection.thresh * (1.0 if detection.err_model == "none" and variance is None
                                  else bkg.globalrms)
     poisson_map = weight_gain_map(data_sub, variance, bkg.globalrms, photometry.gain)
     catalog, notes = build_catalog(image, data_sub, background, objects, segmap, mask, err,
-                                   photometry, stars, thresh, poisson_map)
-    del poisson_map
+                                   photometry, stars, thresh, poisson_map, others)
+    del poisson_map, others
     if flags is not None and len(objects):
         labels, index = footprint_pixels(segmap)
         combined, counted = combine_flags(flags[0], labels, index, len(objects), flags[1])
@@ -613,7 +682,8 @@ def main(argv=None):
                           args.deblend_nthresh, args.deblend_cont, not args.no_clean,
                           args.clean_param)
     photometry = Photometry(zeropoint, choose_gain(args.gain, image.header, weighting),
-                            saturation, args.kron_factor, args.kron_min_radius)
+                            saturation, args.kron_factor, args.kron_min_radius,
+                            args.mask_type)
     stars = StarGalaxy(args.seeing_fwhm, choose_pixel_scale(args.pixel_scale, image),
                        read_nnw(args.nnw))
     flags = flag_map(args.flag_image, args.flag_hdu, args.flag_type, image.shape)
@@ -624,7 +694,17 @@ def main(argv=None):
     image.data = image.invalid = None  # the outputs need the header only
     with Outputs() as out:
         write_outputs(out, args, image, result)
+    if args.galaxy_json:
+        write_galaxy_column_names(args.galaxy_json, "catalog", list(result.catalog))
     log(f"detected {result.catalog.nrows} objects")
+
+
+def write_galaxy_column_names(path, output_name, names):
+    """Galaxy's tool-provided metadata (galaxy.json, the dict style of profile >= 17.09):
+    the column names of one output, which depend on the options (flag image, weights)."""
+    import json
+    with open(path, "w") as handle:
+        json.dump({output_name: {"metadata": {"column_names": names}}}, handle)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,11 @@ noise 1, a bleed trail 3 pixels wide and 41 long, seed 3) and saturated_star_wei
 DETECT_THRESH 5, the columns of sextractor_interp.param:
 - sextractor_interp_all.cat: INTERP_TYPE ALL (SExtractor's default with a weight map);
 - sextractor_interp_none.cat: INTERP_TYPE NONE.
+
+Neighbours in FLUX_AUTO: sep_image.fits with sextractor_dual.sex and the columns of
+sextractor_mask.param, MASK_TYPE CORRECT (SExtractor's default: other detections' pixels
+replaced by their mirror image) and BLANK (set to zero):
+- sextractor_mask_correct.cat, sextractor_mask_blank.cat.
 """
 
 import os
@@ -110,6 +115,12 @@ def interpolation_references():
                    "saturated_star_weight.fits", "-INTERP_TYPE", kind)
 
 
+def mask_type_references():
+    for kind in ("correct", "blank"):
+        sextractor("sep_image.fits", f"sextractor_mask_{kind}.cat", "-PARAMETERS_NAME",
+                   "sextractor_mask.param", "-MASK_TYPE", kind.upper())
+
+
 if __name__ == "__main__":
     measurement_image()
     sextractor("sep_image.fits", "sextractor_dual_detection.cat")
@@ -118,3 +129,4 @@ if __name__ == "__main__":
     weight_references()
     saturated_star()
     interpolation_references()
+    mask_type_references()

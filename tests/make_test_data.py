@@ -132,9 +132,11 @@ def desi_planes_file():
     import mask_build
     import sep_extract
     planes = path("desi_r_planes.fits")
+    # neighbours summed as they are (MASK_TYPE NONE): forced photometry in the same image
+    # gives these FLUX_AUTO back
     sep_extract.main(["--image", planes, "--weight", planes, "--weight-hdu", "auto",
-                      "--flag-image", planes, "--flag-hdu", "auto", "--catalog",
-                      path("desi_r_planes.tabular")])
+                      "--flag-image", planes, "--flag-hdu", "auto", "--mask-type", "none",
+                      "--catalog", path("desi_r_planes.tabular")])
     mask_build.main(["--catalog", path("desi_r_planes.tabular"), "--image", planes,
                      "--output", path("desi_r_planes_mask.fits")])
 

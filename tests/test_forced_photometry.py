@@ -116,7 +116,7 @@ def test_neighbours_are_left_out_with_the_segmentation_map(run_script, tmp_path)
     catalog = tmp_path / "cat.tab"
     assert run_script(sep_extract, ["--image", data_path("sep_image.fits"), "--catalog",
                                     catalog, "--segmentation", seg,
-                                    "--deblend-cont", "1"]).status == 0
+                                    "--deblend-cont", "1", "--mask-type", "none"]).status == 0
     plain = run(run_script, tmp_path, "--catalog", catalog, "--image",
                 data_path("sep_image.fits"), "--band", "R", name="plain.tab")
     alone = run(run_script, tmp_path, "--catalog", catalog, "--image",

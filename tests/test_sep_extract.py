@@ -12,7 +12,9 @@ from conftest import data_path
 
 # SExtractor's configuration of image.cat (test-data/README.md): deblending off, saturation
 # 50000, PHOT_AUTOPARAMS 2.5, 0.0.
-SEXTRACTOR_ARGS = ["--deblend-cont", "1.0", "--saturation", "50000", "--kron-min-radius", "0"]
+# image.cat was made with MASK_TYPE NONE (neighbours summed as they are)
+SEXTRACTOR_ARGS = ["--deblend-cont", "1.0", "--saturation", "50000", "--kron-min-radius", "0",
+                   "--mask-type", "none"]
 
 
 @pytest.fixture(scope="module")
@@ -332,3 +334,97 @@ def test_kernel_with_nan_and_empty_kernel(tmp_path):
     zeros.write_text("0 0\n0 0\n")
     with pytest.raises(sep_extract.ToolError, match="all zeros"):
         sep_extract.load_kernel(str(zeros))
+
+
+@pytest.mark.parametrize("kind", ["correct", "blank"])
+def test_neighbours_in_flux_auto_as_sextractor_s_mask_type(run_script, tmp_path, kind):
+    """SExtractor 2.25 with MASK_TYPE CORRECT (its default) and BLANK, deblending off
+    (tests/make_sextractor_references.py): inside each object's Kron ellipse the pixels of
+    the other detections, those smaller than DETECT_MINAREA included, are replaced by their
+    mirror image or by 0; the Kron radius is measured without them. Every object's
+    KRON_RADIUS, FLUX_AUTO and FLUXERR_AUTO are SExtractor's."""
+    runs = {}
+    for name in (kind, "none"):
+        out = tmp_path / f"{name}.tab"
+        result = run_script(sep_extract, ["--image", data_path("sep_image.fits"), "--catalog",
+                                          out, "--filter-type", "conv", "--deblend-cont", "1",
+                                          "--mask-type", name])
+        assert result.status == 0, result.err
+        runs[name] = sorted_by_y(read_catalog(str(out)))
+    ours = runs[kind]
+    theirs = sorted_by_y(read_catalog(data_path(f"sextractor_mask_{kind}.cat")))
+    assert ours.nrows == theirs.nrows == 65
+    np.testing.assert_allclose(ours["X_IMAGE"], theirs["X_IMAGE"], atol=1e-3)
+    np.testing.assert_allclose(ours["KRON_RADIUS"], theirs["KRON_RADIUS"], atol=0.006)
+    np.testing.assert_allclose(ours["FLUX_AUTO"], theirs["FLUX_AUTO"], rtol=1e-6)
+    np.testing.assert_allclose(ours["FLUXERR_AUTO"], theirs["FLUXERR_AUTO"], rtol=1e-6)
+    # only the objects with neighbours inside their ellipse change
+    changed = np.abs(ours["FLUX_AUTO"] / runs["none"]["FLUX_AUTO"] - 1) > 1e-3
+    assert 5 <= changed.sum() <= 30, changed.sum()
+
+
+def test_a_mirror_pixel_replaces_a_neighbour_s():
+    """masked_pixel_corrections on a 9x9 image: the neighbour's two pixels inside the
+    ellipse are taken out, their mirror images put in; with BLANK only taken out; a bad
+    pixel whose mirror is bad too counts as 0 in both."""
+    from astro_photometry import masked_pixel_corrections
+    data = np.arange(81, dtype=np.float64).reshape(9, 9)
+    segmap = np.zeros((9, 9), dtype=np.int32)
+    segmap[4, 4] = 1
+    segmap[4, 6:8] = 2          # a neighbour right of the object
+    bad = np.zeros((9, 9), dtype=bool)
+    bad[2, 4] = bad[6, 4] = True  # a bad pixel and its (bad) mirror
+    one = np.array([4.0])
+    ellipse = (one, one, np.array([1.0]), np.array([1.0]), np.array([0.0]), np.array([3.5]))
+    noise = np.full((9, 9), np.sqrt(2.0))  # variance 2
+    correct = masked_pixel_corrections(data, noise, None, segmap, bad, ellipse, "correct")
+    taken = data[4, 6] + data[4, 7] + data[2, 4] + data[6, 4]
+    assert correct[0, 0] == pytest.approx(data[4, 2] + data[4, 1] - taken)
+    assert correct[1, 0] == pytest.approx(2 * 2.0 - 4 * 2.0)
+    blank = masked_pixel_corrections(data, noise, None, segmap, bad, ellipse, "blank")
+    assert blank[0, 0] == pytest.approx(-taken)
+    none = masked_pixel_corrections(data, noise, None, segmap, bad, ellipse, "none")
+    assert none[0, 0] == pytest.approx(-(data[2, 4] + data[6, 4]))
+
+
+@pytest.mark.parametrize("filter_type", ["conv", "matched"])
+@pytest.mark.parametrize("noise", ["global", "map", "map and mask"])
+def test_small_detections_are_sep_s_own_threshold(filter_type, noise):
+    """The detections smaller than the minimum area, found without a second sep.extract:
+    the same pixels as sep.extract with minarea 1, no deblending and no cleaning gives."""
+    import dataclasses
+    import sep
+    data = fits.getdata(data_path("sep_image.fits")).astype(np.float32)
+    background = sep.Background(data)
+    data = data - background.back()
+    err = background.globalrms if noise == "global" else background.rms().astype(np.float32)
+    mask = None
+    if noise == "map and mask":
+        mask = np.zeros(data.shape, dtype=bool)
+        mask[100:120, 50:90] = True
+    detection = sep_extract.Detection(filter_type=filter_type)
+    kernel = sep_extract.DEFAULT_KERNEL
+    _, segmap = sep_extract.detect(data, mask, err, kernel, detection)
+    every = dataclasses.replace(detection, minarea=1, deblend_cont=1.0, clean=False)
+    _, above = sep_extract.detect(data, mask, err, kernel, every)
+    expected = (np.bincount(above.ravel()) < detection.minarea)[above] & (above > 0) \
+        & (segmap == 0)
+    found = sep_extract.small_detections(data, mask, err, kernel, detection, segmap)
+    assert expected.sum() > 100
+    np.testing.assert_array_equal(found, expected)
+
+
+def test_galaxy_json_names_the_catalog_columns(run_script, tmp_path):
+    """The columns depend on the options (a flag image adds IMAFLAGS_ISO and NIMAFLAGS_ISO,
+    a weight map FLAGS_WEIGHT): the run tells Galaxy their names in galaxy.json."""
+    import json
+    out, meta = tmp_path / "cat.tab", tmp_path / "galaxy.json"
+    result = run_script(sep_extract, ["--image", data_path("mosaic3_z_ccd3.fits"), "--catalog",
+                                      out, "--weight", data_path("mosaic3_z_ccd3_oow.fits"),
+                                      "--flag-image", data_path("mosaic3_z_ccd3_ood.fits"),
+                                      "--galaxy-json", meta])
+    assert result.status == 0, result.err
+    names = json.loads(meta.read_text())["catalog"]["metadata"]["column_names"]
+    assert names == list(read_catalog(str(out)))
+    assert names[0] == "NUMBER" and names[-4:] == ["IMAFLAGS_ISO", "NIMAFLAGS_ISO", "FLAGS",
+                                                   "FLAGS_WEIGHT"]

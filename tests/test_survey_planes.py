@@ -100,12 +100,13 @@ def test_a_saturated_star_with_a_zero_weight_trail_is_one_object(run_script, tmp
     # interpolated pixels count as good, as in SExtractor: FLAGS_WEIGHT 0
     assert ours["FLAGS_WEIGHT"][0] == theirs["FLAGS_WEIGHT"][0] == 0
     split = extract(run_script, tmp_path, image, "--weight", weight, "--thresh", "5",
-                    "--deblend-cont", "1", "--interp-type", "none", name="none.tab").catalog
+                    "--deblend-cont", "1", "--interp-type", "none", "--mask-type", "none",
+                    name="none.tab").catalog
     theirs = read_catalog(data_path("sextractor_interp_none.cat"))
     assert split.nrows == theirs.nrows == 2
     # the threshold rises next to the bad pixels (their infinite variance is filtered with
     # the detection kernel), so both halves are SExtractor's, flagged 2 (bad pixels within
-    # the kernel's reach); their FLUX_AUTO differ: SExtractor sums bad pixels as 0
+    # the kernel's reach); the bad pixels count as 0 in FLUX_AUTO in both (MASK_TYPE NONE)
     order = np.argsort(split["X_IMAGE"])
     for column, tolerance in (("X_IMAGE", 1e-4), ("Y_IMAGE", 1e-4)):
         np.testing.assert_allclose(split[column][order], np.sort(theirs[column]),
@@ -113,6 +114,8 @@ def test_a_saturated_star_with_a_zero_weight_trail_is_one_object(run_script, tmp
     np.testing.assert_array_equal(split["ISOAREA_IMAGE"][order],
                                   theirs["ISOAREA_IMAGE"][np.argsort(theirs["X_IMAGE"])])
     np.testing.assert_array_equal(split["FLAGS_WEIGHT"], theirs["FLAGS_WEIGHT"])
+    np.testing.assert_allclose(split["FLUX_AUTO"][order],
+                               theirs["FLUX_AUTO"][np.argsort(theirs["X_IMAGE"])], rtol=1e-5)
 
 
 def planes_file(tmp_path, with_planes=True):
@@ -138,7 +141,9 @@ def test_weight_and_flag_hdus_found_by_name(run_script, tmp_path):
                     "--flag-image", path, "--flag-hdu", "2", name="named.tab")
     np.testing.assert_array_equal(auto.catalog["FLUX_AUTO"], named.catalog["FLUX_AUTO"])
     assert list(auto.catalog)[-4:] == ["IMAFLAGS_ISO", "NIMAFLAGS_ISO", "FLAGS", "FLAGS_WEIGHT"]
-    bright = np.argmax(auto.catalog["FLUX_AUTO"])
+    rows, cols = np.nonzero(fits.getdata(path, "MASKBITS") & 2)  # the BRIGHT star's pixels
+    bright = np.argmin(np.hypot(auto.catalog["X_IMAGE"] - 1 - cols.mean(),
+                                auto.catalog["Y_IMAGE"] - 1 - rows.mean()))
     assert auto.catalog["IMAFLAGS_ISO"][bright] == 2 | 8  # BRIGHT and SATUR_R
     # a plain image: no plane of either name, so neither weights nor flags, said in the log
     plain = planes_file(tmp_path, with_planes=False)
