@@ -89,14 +89,17 @@ def _bins(values, quantisation):
 
 def _split_counts(counts):
     """Where SExtractor's median walk over a histogram stops: bins are taken from the low
-    end while their sum is below the high end's, else from the high end. Returns the
-    number of low bins l: the smallest l with l + g(l) >= n, g(l) being the fewest high
-    bins whose sum exceeds the l low bins' (checked against the walk itself in the tests)."""
-    n = len(counts)
-    low = np.concatenate([[0], np.cumsum(counts)])
-    high = np.concatenate([[0], np.cumsum(counts[::-1])])
-    reach = np.searchsorted(high, low, side="right")
-    return int(np.argmax(np.arange(n + 1) + reach >= n)), low, high
+    end while their sum is below the high end's, else from the high end. It stops after
+    the first l bins, l the first bin whose cumulative count plus the one before it
+    reaches the total (checked against the walk itself in the tests). Returns (l, the sum
+    of the l low bins, the total)."""
+    if not len(counts):
+        return 0, 0, 0
+    cumulative = np.cumsum(counts)
+    total = int(cumulative[-1])
+    before = cumulative - counts
+    nlow = int(np.argmax(cumulative + before >= total))
+    return nlow, int(before[nlow]), total
 
 
 def histogram_mode(counts, quantisation):
@@ -113,14 +116,12 @@ def histogram_mode(counts, quantisation):
             break
         previous = sigma
         part = counts[lcut:hcut + 1]
-        total = part.sum()
         index = np.arange(lcut, lcut + len(part), dtype=np.float64)
-        nlow, low, high = _split_counts(part)
+        nlow, low, total = _split_counts(part)
         below = lcut + nlow - 1
         if below >= 0:
             peak = max(counts[below], counts[below + 1] if below + 1 < levels else 0)
-            median = below + 0.5 + ((high[len(part) - nlow] - low[nlow]) / (2.0 * peak)
-                                    if peak else 0.0)
+            median = below + 0.5 + ((total - 2.0 * low) / (2.0 * peak) if peak else 0.0)
         else:
             median = 0.0
         mean = sigma = 0.0
