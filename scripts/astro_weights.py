@@ -60,110 +60,162 @@ BACK_PEARSON = 2.5  # mode = 2.5 median - 1.5 mean
 _LEVEL_STEP = np.sqrt(2 / np.pi) * QUANTIF_NSIGMA / QUANTIF_AMIN
 
 
-def _mean_sigma(values):
-    mean = values.mean()
-    variance = np.mean(values * values) - mean * mean
-    return mean, (np.sqrt(variance) if variance > 0 else 0.0)
+def _masked_mean_sigma(values, where):
+    """Per row: the mean and sigma (sqrt of E[x^2] - mean^2, 0 if not positive) of the
+    values where `where`, in float64; (mean, sigma, count)."""
+    count = where.sum(axis=1)
+    total = np.maximum(count, 1)
+    mean = np.sum(values, axis=1, where=where, dtype=np.float64) / total
+    square = np.sum(np.square(values, dtype=np.float64), axis=1, where=where) / total
+    variance = square - mean * mean
+    return mean, np.sqrt(np.where(variance > 0, variance, 0.0)), count
 
 
-def _two_sigma_cut(values):
-    mean, sigma = _mean_sigma(values)
-    return np.float32(mean - 2 * sigma), np.float32(mean + 2 * sigma)
+def _quantisations(values, where):
+    """Per row (mesh): (mean, levels, step, zero) of its histogram, from its clipped
+    values: SExtractor's QUANTIF_NSIGMA 5 sigma either side in up to 4096 levels."""
+    mean, sigma, count = _masked_mean_sigma(values, where)
+    levels = np.minimum((_LEVEL_STEP * count + 1).astype(np.int64), QUANTIF_NMAXLEVELS)
+    step = np.where(sigma > 0, 2 * QUANTIF_NSIGMA * sigma / levels, 1.0).astype(np.float32)
+    return mean, levels, step, (mean - QUANTIF_NSIGMA * sigma).astype(np.float32)
 
 
-def _quantisation(values):
-    """(mean, levels, step, zero) of a mesh's histogram, from its clipped values."""
-    mean, sigma = _mean_sigma(values)
-    levels = min(int(_LEVEL_STEP * len(values) + 1), QUANTIF_NMAXLEVELS)
-    step = np.float32(2 * QUANTIF_NSIGMA * sigma / levels if sigma > 0 else 1.0)
-    return mean, levels, step, np.float32(mean - QUANTIF_NSIGMA * sigma)
+def _bins(values, step, zero, levels):
+    """Histogram bins of float32 values per row, in float32 and truncated towards zero as
+    C does; -1 or `levels` when outside."""
+    offset = np.float32(0.499999) - zero / step
+    index = np.trunc(values / step[:, None] + offset[:, None])
+    index = np.nan_to_num(index, nan=-1.0)
+    return np.clip(index, -1, levels[:, None]).astype(np.int64)
 
 
-def _bins(values, quantisation):
-    """Histogram bins of float32 values, in float32 and truncated towards zero as C does;
-    -1 or `levels` when outside."""
-    _, levels, step, zero = quantisation
-    index = np.trunc(values / step + (np.float32(0.499999) - zero / step))
-    return np.clip(np.nan_to_num(index, nan=-1.0), -1, levels).astype(np.int64)
+def _row_of_meshes(values, box, fill):
+    """One row of background meshes as (meshes, pixels), the last mesh padded with fill."""
+    height, width = values.shape
+    count = (width - 1) // box + 1
+    padded = np.full((height, count * box), fill, dtype=values.dtype)
+    padded[:, :width] = values
+    return padded.reshape(height, count, box).transpose(1, 0, 2).reshape(count, -1)
 
 
-def _split_counts(counts):
-    """Where SExtractor's median walk over a histogram stops: bins are taken from the low
-    end while their sum is below the high end's, else from the high end. It stops after
-    the first l bins, l the first bin whose cumulative count plus the one before it
-    reaches the total (checked against the walk itself in the tests). Returns (l, the sum
-    of the l low bins, the total)."""
-    if not len(counts):
-        return 0, 0, 0
-    cumulative = np.cumsum(counts)
-    total = int(cumulative[-1])
-    before = cumulative - counts
-    nlow = int(np.argmax(cumulative + before >= total))
-    return nlow, int(before[nlow]), total
+def _histograms(bins, valid, levels):
+    """One histogram per row (mesh) of the valid bins, as (meshes, the widest levels)."""
+    width = int(levels.max())
+    rows = np.broadcast_to(np.arange(len(bins))[:, None], bins.shape)
+    flat = np.bincount((rows * width + bins)[valid], minlength=len(bins) * width)
+    return flat.reshape(len(bins), width)
+
+
+def histogram_modes(counts, levels, start_mean, step, zero):
+    """(background, sigma) of meshes from their histograms (a row of `counts` each, the
+    first levels[i] bins used), as SExtractor's backguess(): +-3 sigma clipping around
+    the median until sigma settles (at most 100 times), then the mode as
+    2.5 median - 1.5 mean (the median alone when the two differ by 0.3 sigma or more).
+    Cumulative sums once, so each clipping step costs a few operations per mesh."""
+    count, width = counts.shape
+    rows = np.arange(count)
+    index = np.arange(width, dtype=np.float64)
+    number = np.zeros((count, width + 1), dtype=np.int64)   # counts below each bin
+    np.cumsum(counts, axis=1, out=number[:, 1:])
+    first = np.zeros((count, width + 1))
+    np.cumsum(counts * index, axis=1, out=first[:, 1:])
+    second = np.zeros((count, width + 1))
+    np.cumsum(counts * index * index, axis=1, out=second[:, 1:])
+    # SExtractor's median walk takes bins from the low end of [lcut, hcut] while their sum
+    # is below the high end's, else from the high end; it stops at the first k >= lcut
+    # whose count up to k plus the one up to k - 1, counted from lcut, reaches the total
+    # (checked against the walk itself in the tests). pair is nondecreasing along a row;
+    # shifted by row, one searchsorted serves every mesh.
+    pair = number[:, 1:] + number[:, :-1]
+    shift = 2 * int(number[:, -1].max()) + 2
+    flat = (pair + rows[:, None] * shift).ravel()
+    top = levels - 1
+    lcut, hcut = np.zeros(count, dtype=np.int64), top.astype(np.int64)
+    sigma, previous = 10.0 * top, np.ones(count)
+    mean, median = start_mean.astype(np.float64), start_mean.astype(np.float64)
+    active = np.ones(count, dtype=bool)
+    padded = np.concatenate([counts, np.zeros((count, 1), dtype=counts.dtype)], axis=1)
+    for _ in range(100):
+        active &= (sigma >= 0.1) & (np.abs(sigma / previous - 1.0) > 1e-4)
+        if not active.any():
+            break
+        previous = np.where(active, sigma, previous)
+        end = np.maximum(hcut + 1, lcut)
+        base = number[rows, lcut]
+        total = number[rows, end] - base
+        target = total + 2 * base + rows * shift
+        k = np.maximum(np.searchsorted(flat, target, side="left") - rows * width, lcut)
+        low = number[rows, k] - base
+        below = k - 1
+        peak = np.maximum(padded[rows, np.maximum(below, 0)], padded[rows, k])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            split = np.where(peak > 0, (total - 2.0 * low) / (2.0 * peak), 0.0)
+            new_mean = np.where(total > 0, (first[rows, end] - first[rows, lcut]) / total, 0.0)
+            spread = np.where(total > 0, (second[rows, end] - second[rows, lcut]) / total
+                              - new_mean ** 2, 0.0)
+        new_median = np.where(below >= 0, below + 0.5 + split, 0.0)
+        new_sigma = np.sqrt(np.where(spread > 0, spread, 0.0))
+        median = np.where(active, new_median, median)
+        mean = np.where(active, new_mean, mean)
+        sigma = np.where(active, new_sigma, sigma)
+        low_edge, high_edge = median - 3 * sigma, median + 3 * sigma
+        lcut = np.where(active, np.where(low_edge > 0, _c_round(low_edge), 0), lcut)
+        hcut = np.where(active, np.where(high_edge < top, _c_round(high_edge), top), hcut)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        near = np.abs((mean - median) / sigma) < 0.3
+    mode = np.where(near, BACK_PEARSON * median - (BACK_PEARSON - 1) * mean, median)
+    background = np.where(sigma > 0, zero + mode * step, zero + mean * step)
+    return background, np.where(sigma > 0, sigma * step, 0.0)
 
 
 def histogram_mode(counts, quantisation):
-    """(background, sigma) of one mesh from its histogram, as SExtractor's backguess():
-    +-3 sigma clipping around the median until sigma settles, then the mode as
-    2.5 median - 1.5 mean (the median alone when the two differ by 0.3 sigma or more)."""
-    mean0, levels, step, zero = quantisation
-    top = levels - 1
-    lcut, hcut = 0, top
-    sigma, previous = 10.0 * top, 1.0
-    mean = median = mean0
-    for _ in range(100):
-        if not (sigma >= 0.1 and abs(sigma / previous - 1.0) > 1e-4):
-            break
-        previous = sigma
-        part = counts[lcut:hcut + 1]
-        index = np.arange(lcut, lcut + len(part), dtype=np.float64)
-        nlow, low, total = _split_counts(part)
-        below = lcut + nlow - 1
-        if below >= 0:
-            peak = max(counts[below], counts[below + 1] if below + 1 < levels else 0)
-            median = below + 0.5 + ((total - 2.0 * low) / (2.0 * peak) if peak else 0.0)
-        else:
-            median = 0.0
-        mean = sigma = 0.0
-        if total:
-            mean = float((part * index).sum() / total)
-            sigma = float((part * index * index).sum() / total) - mean * mean
-        sigma = np.sqrt(sigma) if sigma > 0 else 0.0
-        lcut = _c_round(median - 3 * sigma) if median - 3 * sigma > 0 else 0
-        hcut = _c_round(median + 3 * sigma) if median + 3 * sigma < top else top
-    if sigma <= 0:
-        return float(zero + mean * step), 0.0
-    mode = BACK_PEARSON * median - (BACK_PEARSON - 1) * mean \
-        if abs((mean - median) / sigma) < 0.3 else median
-    return float(zero + mode * step), float(sigma * step)
+    """histogram_modes of one histogram: (background, sigma)."""
+    mean, levels, step, zero = quantisation
+    background, sigma = histogram_modes(np.asarray(counts)[None, :levels], np.array([levels]),
+                                        np.array([mean]), np.array([step], np.float64),
+                                        np.array([zero], np.float64))
+    return float(background[0]), float(sigma[0])
 
 
 def _c_round(value):
-    return int(value + 0.5) if value > 0 else int(value - 0.5)
+    """C's (int)(v > 0 ? v + 0.5 : v - 0.5): halves rounded away from zero."""
+    return np.trunc(np.where(value > 0, value + 0.5, value - 0.5)).astype(np.int64)
 
 
-def mesh_levels(pixels, variances):
-    """((image background, sigma), (variance background, sigma)) of one background mesh
-    from its usable pixels (float32), as SExtractor computes them with a weight map: each
-    clipped at 2 sigma, a variance counted only where its image pixel is kept; None for a
-    mesh whose variances all fall outside their clip."""
-    image = pixels.astype(np.float64)
-    noise = variances.astype(np.float64)
-    low, high = _two_sigma_cut(image)
-    wlow, whigh = _two_sigma_cut(noise)
-    kept = (image >= low) & (image <= high)
-    noise_kept = kept & (noise >= wlow) & (noise <= whigh)
-    if not noise_kept.any():
-        return None
-    image_q = _quantisation(image[kept])
-    noise_q = _quantisation(noise[noise_kept])
-    bins = _bins(pixels, image_q)
-    inside = (bins >= 0) & (bins < image_q[1])
-    image_counts = np.bincount(bins[inside], minlength=image_q[1])
-    noise_bins = _bins(variances[inside], noise_q)
-    noise_bins = noise_bins[(noise_bins >= 0) & (noise_bins < noise_q[1])]
-    noise_counts = np.bincount(noise_bins, minlength=noise_q[1])
-    return histogram_mode(image_counts, image_q), histogram_mode(noise_counts, noise_q)
+def mesh_row_levels(data, variance, usable, box):
+    """For one row of background meshes (arrays `box` rows high): per mesh, the image's
+    background and sigma and the variance map's, as SExtractor's makeback() computes them
+    with a weight map: each clipped at 2 sigma, a variance counted only where its image
+    pixel is kept, then each histogram's mode; NaN for meshes with under half their pixels
+    usable or no variance inside its clip."""
+    good = _row_of_meshes(usable, box, False)
+    size = _row_of_meshes(np.ones(usable.shape, dtype=bool), box, False).sum(axis=1)
+    image = _row_of_meshes(data.astype(np.float32, copy=False), box, np.float32(0))
+    noise = _row_of_meshes(variance, box, np.float32(0))
+    mean, sigma, count = _masked_mean_sigma(image, good)
+    low, high = (mean - 2 * sigma).astype(np.float32), (mean + 2 * sigma).astype(np.float32)
+    wmean, wsigma, _ = _masked_mean_sigma(noise, good)
+    wlow, whigh = (wmean - 2 * wsigma).astype(np.float32), (wmean + 2 * wsigma).astype(np.float32)
+    kept = good & (image >= low[:, None]) & (image <= high[:, None])
+    noise_kept = kept & (noise >= wlow[:, None]) & (noise <= whigh[:, None])
+    usable_mesh = (count >= BACK_MINGOODFRAC * size) & noise_kept.any(axis=1)
+    levels = np.full((4, len(good)), np.nan)
+    if not usable_mesh.any():
+        return levels
+    image_q = _quantisations(image, kept)
+    noise_q = _quantisations(noise, noise_kept)
+    bins = _bins(image, image_q[2], image_q[3], image_q[1])
+    inside = good & (bins >= 0) & (bins < image_q[1][:, None])
+    noise_bins = _bins(noise, noise_q[2], noise_q[3], noise_q[1])
+    noise_inside = inside & (noise_bins >= 0) & (noise_bins < noise_q[1][:, None])
+    use = np.flatnonzero(usable_mesh)
+    for first, counts, (mean, nlevels, step, zero) in (
+            (0, _histograms(bins, inside, image_q[1]), image_q),
+            (2, _histograms(noise_bins, noise_inside, noise_q[1]), noise_q)):
+        levels[first:first + 2, use] = histogram_modes(
+            counts[use], nlevels[use], mean[use], step[use].astype(np.float64),
+            zero[use].astype(np.float64))
+    return levels
 
 
 def filter_meshes(back, sigma, size):
@@ -180,34 +232,35 @@ def filter_meshes(back, sigma, size):
         nearest = d2 == d2.min()
         back[y, x] = back[vy[nearest], vx[nearest]].mean()
         sigma[y, x] = sigma[vy[nearest], vx[nearest]].mean()
-    ny, nx = back.shape
-    half = size // 2
-    out_back, out_sigma = back.copy(), sigma.copy()
-    for y in range(ny):
-        for x in range(nx):
-            hy, hx = min(half, y, ny - 1 - y), min(half, x, nx - 1 - x)
-            window = (slice(y - hy, y + hy + 1), slice(x - hx, x + hx + 1))
-            out_back[y, x] = np.median(back[window])
-            out_sigma[y, x] = np.median(sigma[window])
-    return out_back, out_sigma
+    return _shrinking_median(back, size // 2), _shrinking_median(sigma, size // 2)
+
+
+def _shrinking_median(values, half):
+    """The median over (2h+1) x (2h+1) meshes around each mesh, h shrunk to the distance to
+    the nearest edge in each direction (as SExtractor's filterback()); one sliding-window
+    median per window shape."""
+    from numpy.lib.stride_tricks import sliding_window_view
+    ny, nx = values.shape
+    reach_y = np.minimum(np.minimum(np.arange(ny), ny - 1 - np.arange(ny)), half)
+    reach_x = np.minimum(np.minimum(np.arange(nx), nx - 1 - np.arange(nx)), half)
+    out = np.empty_like(values)
+    for hy in np.unique(reach_y):
+        rows = np.flatnonzero(reach_y == hy)
+        for hx in np.unique(reach_x):
+            cols = np.flatnonzero(reach_x == hx)
+            windows = sliding_window_view(values, (2 * hy + 1, 2 * hx + 1))
+            medians = np.median(windows[rows[:, None] - hy, cols[None, :] - hx], axis=(-2, -1))
+            out[np.ix_(rows, cols)] = medians
+    return out
 
 
 def mesh_maps(data, variance, usable, box, filtersize):
     """((image background, image sigma), (variance background, variance sigma)) per
     background mesh, median-filtered, as SExtractor's makeback() with a weight map."""
-    ny, nx = data.shape
-    shape = ((ny - 1) // box + 1, (nx - 1) // box + 1)
-    levels = np.full((4,) + shape, np.nan)
-    for j in range(shape[0]):
-        for i in range(shape[1]):
-            mesh = (slice(j * box, (j + 1) * box), slice(i * box, (i + 1) * box))
-            good = usable[mesh]
-            if good.sum() < BACK_MINGOODFRAC * good.size:
-                continue
-            found = mesh_levels(data[mesh][good].astype(np.float32, copy=False),
-                                variance[mesh][good])
-            if found:
-                levels[:, j, i] = found[0] + found[1]
+    ny = data.shape[0]
+    levels = np.stack([mesh_row_levels(data[j:j + box], variance[j:j + box],
+                                       usable[j:j + box], box)
+                       for j in range(0, ny, box)], axis=1)
     return (filter_meshes(levels[0], levels[1], filtersize),
             filter_meshes(levels[2], levels[3], filtersize))
 
