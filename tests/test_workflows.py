@@ -124,3 +124,42 @@ def test_the_history_check_names_a_missing_output(monkeypatch):
     present.add("object mask")
     assert suite.check_history_names("http://127.0.0.1:1", "k") == (
         True, "7 outputs named after their labels")
+
+
+def section_parameters(tool_id):
+    """{section name: the names of its direct parameters and conditionals} of a tool."""
+    import xml.etree.ElementTree as ET
+    root = ET.parse(os.path.join(REPO, "tools", f"{tool_id}.xml")).getroot()
+    return {section.get("name"): {(child.get("name") or child.get("argument", "")
+                                   .lstrip("-").replace("-", "_"))
+                                  for child in section if child.tag in ("param", "conditional")}
+            for section in root.find("inputs").iter("section")}
+
+
+def tool_steps(workflow):
+    """Every tool step of a workflow, those of its inlined subworkflows included."""
+    for name, step in workflow["steps"].items():
+        if isinstance(step.get("run"), dict):
+            yield from tool_steps(step["run"])
+        elif step.get("tool_id"):
+            yield name, step
+
+
+def test_every_stated_section_has_every_parameter_of_the_tool():
+    """A tool step whose state names a section must give each of its parameters: Galaxy
+    refuses to invoke a workflow with a missing one ("Workflow step has upgrade messages"),
+    as it did when sep_extract gained --mask-type."""
+    for path in WORKFLOWS:
+        with open(path) as handle:
+            workflow = yaml.safe_load(handle)
+        for name, step in tool_steps(workflow):
+            if not os.path.exists(os.path.join(REPO, "tools", f"{step['tool_id']}.xml")):
+                continue  # Galaxy's own tools
+            sections = section_parameters(step["tool_id"])
+            for section, value in (step.get("tool_state") or {}).items():
+                if section in sections and isinstance(value, dict):
+                    missing = sections[section] - set(value) - set(step.get("in", {}))
+                    missing = {m for m in missing
+                               if f"{section}|{m}" not in step.get("in", {})}
+                    assert not missing, f"{os.path.basename(path)} {name}: {section} lacks " \
+                                        f"{sorted(missing)}"
