@@ -4,6 +4,10 @@ Opens the tool form of sep_extract, the list of published workflows and the suit
 page in Debian's
 Chromium (installed with apt-get when missing), asserts that the form's parameters and
 the workflow names are on the rendered page, and keeps screenshots in test-output/.
+Then opens the FITS viewer (Aladin Lite, Galaxy's Visualize) on an image of the tests
+through ChromeDriver (Debian's chromium-driver, driven by selenium, which Galaxy's own
+packages bring): the viewer's page keeps drawing, so a one-shot --dump-dom never settles on
+it, while a driven browser can wait until the viewer has drawn its sky view.
 """
 
 import os
@@ -52,6 +56,74 @@ def chromium():
     return shutil.which("chromium")
 
 
+def chromedriver():
+    """Debian's ChromeDriver for the Chromium above, installed with apt-get if needed."""
+    found = shutil.which("chromedriver")
+    if found:
+        return found
+    print("[browser] installing Debian's chromium-driver with apt-get", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    sudo = ["sudo", "-E"] if os.geteuid() != 0 and shutil.which("sudo") else []
+    subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "chromium-driver"], check=True,
+                   env=env, stdout=subprocess.DEVNULL)
+    return shutil.which("chromedriver")
+
+
+VIEWER_WAIT = 60  # seconds for the viewer to draw
+
+
+def viewer_frame_state(driver):
+    """(canvases, Aladin elements, text) of the frame, nested frames included, that
+    holds the viewer; the viewer sits in an iframe of the visualization's page."""
+    canvases = driver.execute_script("return document.querySelectorAll('canvas').length")
+    parts = driver.execute_script("return document.querySelectorAll('[class*=aladin]').length")
+    if canvases and parts:
+        return canvases, parts, driver.execute_script("return document.body.innerText")
+    for index in range(len(driver.find_elements("tag name", "iframe"))):
+        driver.switch_to.frame(driver.find_elements("tag name", "iframe")[index])
+        found = viewer_frame_state(driver)
+        driver.switch_to.parent_frame()
+        if found[0]:
+            return found
+    return 0, 0, ""
+
+
+def open_fits_viewer(galaxy_url, dataset_id, screenshot):
+    """'' when Visualize's FITS viewer opened on the dataset and drew its sky view (a
+    canvas, Aladin's controls, the ICRS frame selector), else what was missing."""
+    import time
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    options.binary_location = chromium()
+    driver = webdriver.Chrome(service=Service(chromedriver()), options=options)
+    try:
+        driver.set_page_load_timeout(120)
+        driver.get(f"{galaxy_url}/visualizations/display?visualization=aladin"
+                   f"&dataset_id={dataset_id}")
+        deadline = time.time() + VIEWER_WAIT
+        state = (0, 0, "")
+        while time.time() < deadline:
+            driver.switch_to.default_content()
+            state = viewer_frame_state(driver)
+            if state[0] and state[1] >= 10 and "ICRS" in state[2]:
+                break
+            time.sleep(1)
+        driver.switch_to.default_content()
+        driver.save_screenshot(screenshot)
+    finally:
+        driver.quit()
+    canvases, parts, text = state
+    if canvases and parts >= 10 and "ICRS" in text:
+        print(f"[browser] FITS viewer: {canvases} canvases, {parts} Aladin elements; "
+              f"screenshot {screenshot}", flush=True)
+        return ""
+    return (f"the FITS viewer did not draw within {VIEWER_WAIT} s ({canvases} canvases, "
+            f"{parts} Aladin elements)")
+
+
 def render(binary, url, screenshot):
     """The page's DOM after its scripts ran, and a screenshot of it."""
     with tempfile.TemporaryDirectory() as profile:
@@ -65,8 +137,9 @@ def render(binary, url, screenshot):
     return dom
 
 
-def check(galaxy_url, output_dir):
-    """(ok, detail) for the stage summary."""
+def check(galaxy_url, output_dir, fits_dataset=None):
+    """(ok, detail) for the stage summary; fits_dataset: (id, name) of a FITS dataset to
+    open the FITS viewer on."""
     try:
         binary = chromium()
     except (subprocess.CalledProcessError, OSError) as err:
@@ -81,9 +154,19 @@ def check(galaxy_url, output_dir):
               f"screenshot {screenshot}", flush=True)
         missing += [f"{name}: {text}" for text in lost]
     missing += help_pictures(galaxy_url)
+    viewer = ""
+    if fits_dataset:
+        try:
+            problem = open_fits_viewer(galaxy_url, fits_dataset[0],
+                                       os.path.join(output_dir, "browser_fits_viewer.png"))
+        except Exception as err:  # no driver, no selenium, a browser that crashed
+            problem = f"the FITS viewer could not be opened ({err})"
+        if problem:
+            missing.append(problem)
+        viewer = f", the FITS viewer on {fits_dataset[1]}"
     if missing:
         return False, "not on the page: " + "; ".join(missing)
-    return True, f"{len(PAGES)} pages, {len(HELP_PICTURES)} help pictures"
+    return True, f"{len(PAGES)} pages, {len(HELP_PICTURES)} help pictures{viewer}"
 
 
 HELP_PICTURES = ("sep_extract_example.jpg", "catalog_join_example.jpg",

@@ -37,6 +37,17 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def require_free_port(port):
+    """Stop with a clear line when something already listens on the port: a Galaxy left
+    there would answer our start-up checks in place of the new one."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise RuntimeError(f"port {port} on 127.0.0.1 is already in use (another Galaxy? "
+                               "stop it or choose another port)") from None
+
+
 def tool_files():
     """Every Galaxy tool XML in tools/ (macro files are skipped)."""
     tools_dir = os.path.join(REPO, "tools")
@@ -137,7 +148,9 @@ def static_folder(workdir, plugins=None):
 def write_config(workdir, port, job_env=None, package=None, pulsar=None, plugins=None):
     """galaxy.yml, job_conf.yml and tool_conf.xml for a server whose state lives in
     workdir; plugins: a folder of visualization plugins (the FITS viewer)."""
-    os.makedirs(workdir, exist_ok=True)
+    # the data folder now: the Celery worker, started beside Galaxy, opens its result
+    # database there and stops at once ("unable to open database file") if it is missing
+    os.makedirs(os.path.join(workdir, "data"), exist_ok=True)
     write_job_conf(os.path.join(workdir, "job_conf.yml"), job_env or {}, package, pulsar)
     entries = "\n".join(f'        <tool file="{name}"/>' for name in tool_files())
     with open(os.path.join(workdir, "tool_conf.xml"), "w") as handle:
@@ -255,6 +268,7 @@ class GalaxyServer(Server):
         self.quiet = quiet
 
     def start(self):
+        require_free_port(self.port)
         package = ensure_package()
         pulsar = None
         if self.pulsar:
@@ -293,6 +307,9 @@ class GalaxyServer(Server):
                 self.workdir, env, log)
             seconds = wait_until_up("Galaxy", lambda: api(self.url, "/api/version", timeout=5),
                                     self.process, self.log_path, START_TIMEOUT)
+            if self.celery.poll() is not None:  # uploads and metadata would wait for ever
+                raise RuntimeError(f"Galaxy's Celery worker stopped (exit status "
+                                   f"{self.celery.returncode}); see {self.log_path}")
             self.key = user_api_key(self.url)
             if self.pulsar:
                 self.pulsar_key = user_api_key(self.url, PULSAR_USER, PULSAR_USER_NAME)

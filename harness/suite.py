@@ -310,6 +310,18 @@ def check_history_names(url, key):
     return True, f"{len(HOT_COLD_OUTPUTS)} outputs named after their labels"
 
 
+def viewer_dataset(url, key):
+    """(id, name) of an image the tests uploaded (sep's frame, the hot/cold workflow's
+    input: a catalog's image), for the FITS viewer in the browser check; None if none."""
+    for name in ("sep_image.fits", None):
+        query = "extension-eq" + ("&q=name-eq" if name else "")
+        values = "fits" + (f"&qv={urllib.parse.quote(name)}" if name else "")
+        found = api(url, f"/api/datasets?q={query}&qv={values}&limit=1&keys=id,name", key=key)
+        if found:
+            return found[0]["id"], found[0]["name"]
+    return None
+
+
 def check_fits_viewer(url, key):
     """Galaxy's Visualize offers the FITS viewer (Aladin Lite) for a FITS dataset of the
     tests, and serves the viewer's script."""
@@ -428,7 +440,8 @@ def test_in_galaxy(args, stages):
                      lambda: check_history_names(server.url, server.key))
         if not args.skip_browser:
             stages.timed("browser (chromium)",
-                         lambda: browser_check.check(server.url, OUTPUT_DIR))
+                         lambda: browser_check.check(server.url, OUTPUT_DIR,
+                                                     viewer_dataset(server.url, server.key)))
     except Exception as err:
         stages.add("Galaxy", False, str(err), time.time() - start)
     finally:
@@ -676,6 +689,9 @@ def main(argv=None):
     except Stop as stop:  # Galaxy was stopped on the way out of its `with` block
         print(f"\n{args.command}: {stop}", flush=True)
         return 130
+    except RuntimeError as err:  # a server that cannot start: one clear line
+        print(f"Error: {err}", file=sys.stderr, flush=True)
+        return 1
     if args.command != "test":  # the test command ends with its count line instead
         print(f"\n{args.command} finished in {elapsed()} s with status {status}", flush=True)
     return status

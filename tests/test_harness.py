@@ -98,3 +98,50 @@ def _parent_of(pid):
             return int(handle.read().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         return None
+
+
+def test_the_celery_result_database_has_its_folder_before_the_worker_starts(tmp_path):
+    """The Celery worker starts beside Galaxy and opens its result database at once: its
+    folder must exist before Galaxy creates it (else the worker stopped with "unable to open
+    database file" and `./suite serve` left every upload queued)."""
+    import yaml
+    sys.path.insert(0, os.path.join(REPO, "harness"))
+    import galaxy_server
+    galaxy_server.write_config(str(tmp_path / "galaxy"), 8080)
+    with open(tmp_path / "galaxy" / "galaxy.yml") as handle:
+        backend = yaml.safe_load(handle)["galaxy"]["celery_conf"]["result_backend"]
+    database = backend.split("sqlite:///", 1)[1]
+    assert os.path.isdir(os.path.dirname(database))
+    assert os.path.dirname(database) == str(tmp_path / "galaxy" / "data")
+
+
+def test_a_port_in_use_is_refused_with_a_clear_line():
+    import socket
+    sys.path.insert(0, os.path.join(REPO, "harness"))
+    import galaxy_server
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(RuntimeError, match=f"port {port} on 127.0.0.1 is already in use"):
+            galaxy_server.require_free_port(port)
+    galaxy_server.require_free_port(port)  # free again
+
+
+def test_a_fits_viewer_that_cannot_open_fails_the_browser_check(monkeypatch, tmp_path):
+    sys.path.insert(0, os.path.join(REPO, "harness"))
+    import browser_check
+    monkeypatch.setattr(browser_check, "chromium", lambda: "/bin/true")
+    pages = {path: expected for path, expected in browser_check.PAGES.values()}
+    monkeypatch.setattr(browser_check, "render",
+                        lambda binary, url, shot: " ".join(pages[url.split("8080", 1)[1]]))
+    monkeypatch.setattr(browser_check, "help_pictures", lambda url: [])
+
+    def no_driver(url, dataset, shot):
+        raise FileNotFoundError("chromedriver")
+    monkeypatch.setattr(browser_check, "open_fits_viewer", no_driver)
+    ok, detail = browser_check.check("http://127.0.0.1:8080", str(tmp_path), ("abc", "x.fits"))
+    assert not ok and "the FITS viewer could not be opened (chromedriver)" in detail
+    monkeypatch.setattr(browser_check, "open_fits_viewer", lambda url, dataset, shot: "")
+    ok, detail = browser_check.check("http://127.0.0.1:8080", str(tmp_path), ("abc", "x.fits"))
+    assert ok and detail.endswith("the FITS viewer on x.fits")
