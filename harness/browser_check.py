@@ -64,8 +64,10 @@ def chromedriver():
     print("[browser] installing Debian's chromium-driver with apt-get", flush=True)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     sudo = ["sudo", "-E"] if os.geteuid() != 0 and shutil.which("sudo") else []
-    subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "chromium-driver"], check=True,
-                   env=env, stdout=subprocess.DEVNULL)
+    install = sudo + ["apt-get", "install", "-y", "-qq", "chromium-driver"]
+    if subprocess.run(install, env=env, stdout=subprocess.DEVNULL).returncode != 0:
+        subprocess.run(sudo + ["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(install, check=True, env=env, stdout=subprocess.DEVNULL)
     return shutil.which("chromedriver")
 
 
