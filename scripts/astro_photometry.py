@@ -5,6 +5,7 @@ with SExtractor's conventions (MAG = ZP - 2.5 log10 FLUX; 99 for a non-positive 
 import numpy as np
 
 from astro_common import log, ToolError
+from astro_ellipses import ellipse_bounds
 from astro_images import header_number
 
 ZEROPOINT_KEYS = ("MAGZP", "PHOTZP", "MAGZPT")
@@ -95,9 +96,7 @@ MASK_TYPES = ("correct", "blank", "none")  # SExtractor's MASK_TYPE (default COR
 
 def ellipse_boxes(x, y, a, b, theta, r, shape):
     """Pixel bounds [x0, x1) and [y0, y1) of each ellipse of semi-axes r*a, r*b."""
-    ra, rb = r * a, r * b
-    half_x = np.sqrt((ra * np.cos(theta)) ** 2 + (rb * np.sin(theta)) ** 2)
-    half_y = np.sqrt((ra * np.sin(theta)) ** 2 + (rb * np.cos(theta)) ** 2)
+    half_x, half_y = ellipse_bounds(r * a, r * b, np.degrees(theta))
     ny, nx = shape
     x0 = np.clip(np.floor(x - half_x + 0.5), 0, nx).astype(np.int64)
     x1 = np.clip(np.floor(x + half_x + 0.5) + 1, 0, nx).astype(np.int64)
@@ -158,6 +157,7 @@ def masked_pixel_corrections(data_sub, noise, poisson_map, segmap, bad, ellipses
     for i in np.flatnonzero(candidates):
         rows, cols = np.mgrid[y0[i]:y1[i], x0[i]:x1[i]]
         dx, dy = cols - x[i], rows - y[i]
+        # sep's own pixel-centre test (subpix 1), so that the corrections meet its sums
         inside = cxx[i] * dx * dx + cyy[i] * dy * dy + cxy[i] * dx * dy < r[i] ** 2
         label = segmap[rows, cols]
         replaced = np.zeros(inside.shape, dtype=bool) if bad is None else bad[rows, cols]

@@ -26,7 +26,7 @@ from astro_images import (  # noqa: E402
 )
 from astro_photometry import (  # noqa: E402
     choose_zeropoint, estimate_background, magnitudes, MASK_TYPES, masked_pixel_corrections,
-    run_sep, weight_gain_map,
+    run_sep, sums_with_errors, weight_gain_map,
 )
 from astro_weights import (  # noqa: E402,I100
     choose_hdu, combine_flags, filtered, FLAG_HDU_NAMES, FLAG_TYPES, INTERP_MAXLAG,
@@ -285,12 +285,12 @@ def small_detections(data_sub, mask, err, kernel, detection, segmap):
             and noise.ndim:
         with np.errstate(divide="ignore"):
             inverse = np.where(noise > 0, 1.0 / np.square(noise), 0).astype(np.float32)
-        signal = ndimage.correlate(data * inverse, weights, mode="constant")
-        norm = ndimage.correlate(inverse, np.square(weights), mode="constant")
+        signal = filtered(data * inverse, weights)
+        norm = filtered(inverse, np.square(weights))
         with np.errstate(divide="ignore", invalid="ignore"):
             above = signal / np.sqrt(norm) > detection.thresh
     else:
-        smoothed = data if weights is None else ndimage.correlate(data, weights, mode="constant")
+        smoothed = data if weights is None else filtered(data, weights)
         level = detection.thresh if noise is None else detection.thresh * noise
         above = smoothed > level
         del smoothed, level
@@ -326,18 +326,17 @@ def auto_photometry(data_sub, objects, mask, err, gain, kron_factor, kron_min_ra
     del kron_mask
     kron = np.maximum(kron_factor * np.nan_to_num(kron), kron_min_radius)
     ellipses = (x, y, a, b, theta, kron)
-    flux, flux_err, flux_flags = sep.sum_ellipse(data_sub, *ellipses, err=err, subpix=1)
+    # nothing masked and no total-flux gain term yet: both follow the corrections
+    flux, flux_err, flux_flags = sums_with_errors(
+        sep.sum_ellipse, data_sub, ellipses, err, None, poisson_map, subpix=1)
+    flux_variance = np.square(flux_err)
     if segmap is not None:
         boxes = tuple(objects[k] for k in ("xmin", "xmax", "ymin", "ymax"))
-        extra_flux, extra_var, extra_poisson = masked_pixel_corrections(
-            data_sub, err, poisson_map, segmap, mask, ellipses, mask_type, others, boxes)
-        flux = flux + extra_flux
-        flux_variance = np.square(flux_err) + extra_var
-    else:
-        flux_variance, extra_poisson = np.square(flux_err), 0.0
-    if poisson_map is not None:
-        flux_variance += sep.sum_ellipse(poisson_map, *ellipses, subpix=1)[0] + extra_poisson
-    elif gain:
+        extra = masked_pixel_corrections(data_sub, err, poisson_map, segmap, mask, ellipses,
+                                         mask_type, others, boxes)
+        flux = flux + extra[0]
+        flux_variance += extra[1] + extra[2]
+    if poisson_map is None and gain:
         flux_variance += np.maximum(flux, 0) / gain
     flux_err = np.sqrt(np.maximum(flux_variance, 0))
     return kron, flux, flux_err, kron_flags | flux_flags
