@@ -60,21 +60,21 @@ BACK_PEARSON = 2.5  # mode = 2.5 median - 1.5 mean
 _LEVEL_STEP = np.sqrt(2 / np.pi) * QUANTIF_NSIGMA / QUANTIF_AMIN
 
 
-def _masked_mean_sigma(values, where):
+def _masked_mean_sigma(values, squares, where):
     """Per row: the mean and sigma (sqrt of E[x^2] - mean^2, 0 if not positive) of the
-    values where `where`, in float64; (mean, sigma, count)."""
-    count = where.sum(axis=1)
+    float64 values (and their squares) where `where`; (mean, sigma, count)."""
+    count = np.count_nonzero(where, axis=1)
     total = np.maximum(count, 1)
-    mean = np.sum(values, axis=1, where=where, dtype=np.float64) / total
-    square = np.sum(np.square(values, dtype=np.float64), axis=1, where=where) / total
-    variance = square - mean * mean
+    weight = where.astype(np.float64)
+    mean = np.einsum("ij,ij->i", values, weight) / total
+    variance = np.einsum("ij,ij->i", squares, weight) / total - mean * mean
     return mean, np.sqrt(np.where(variance > 0, variance, 0.0)), count
 
 
-def _quantisations(values, where):
+def _quantisations(values, squares, where):
     """Per row (mesh): (mean, levels, step, zero) of its histogram, from its clipped
     values: SExtractor's QUANTIF_NSIGMA 5 sigma either side in up to 4096 levels."""
-    mean, sigma, count = _masked_mean_sigma(values, where)
+    mean, sigma, count = _masked_mean_sigma(values, squares, where)
     levels = np.minimum((_LEVEL_STEP * count + 1).astype(np.int64), QUANTIF_NMAXLEVELS)
     step = np.where(sigma > 0, 2 * QUANTIF_NSIGMA * sigma / levels, 1.0).astype(np.float32)
     return mean, levels, step, (mean - QUANTIF_NSIGMA * sigma).astype(np.float32)
@@ -82,45 +82,59 @@ def _quantisations(values, where):
 
 def _bins(values, step, zero, levels):
     """Histogram bins of float32 values per row, in float32 and truncated towards zero as
-    C does; -1 or `levels` when outside."""
+    C does; -1 (NaN included) or `levels` when outside."""
     offset = np.float32(0.499999) - zero / step
-    index = np.trunc(values / step[:, None] + offset[:, None])
-    index = np.nan_to_num(index, nan=-1.0)
-    return np.clip(index, -1, levels[:, None]).astype(np.int64)
+    index = values / step[:, None]
+    index += offset[:, None]
+    np.trunc(index, out=index)
+    np.fmax(index, np.float32(-1), out=index)      # fmax turns NaN into -1
+    np.minimum(index, levels[:, None].astype(np.float32), out=index)
+    return index.astype(np.int32)
 
 
-def _row_of_meshes(values, box, fill):
-    """One row of background meshes as (meshes, pixels), the last mesh padded with fill."""
+def _meshes(values, box, fill):
+    """A band of background meshes (rows of `box` pixels) as (meshes, pixels), row by
+    row of meshes; the meshes at the right and bottom edges padded with fill."""
     height, width = values.shape
-    count = (width - 1) // box + 1
-    padded = np.full((height, count * box), fill, dtype=values.dtype)
-    padded[:, :width] = values
-    return padded.reshape(height, count, box).transpose(1, 0, 2).reshape(count, -1)
+    rows, columns = (height - 1) // box + 1, (width - 1) // box + 1
+    if (height, width) != (rows * box, columns * box):
+        padded = np.full((rows * box, columns * box), fill, dtype=values.dtype)
+        padded[:height, :width] = values
+        values = padded
+    return values.reshape(rows, box, columns, box).transpose(0, 2, 1, 3).reshape(
+        rows * columns, box * box)
 
 
 def _histograms(bins, valid, levels):
-    """One histogram per row (mesh) of the valid bins, as (meshes, the widest levels)."""
-    width = int(levels.max())
-    rows = np.broadcast_to(np.arange(len(bins))[:, None], bins.shape)
-    flat = np.bincount((rows * width + bins)[valid], minlength=len(bins) * width)
-    return flat.reshape(len(bins), width)
+    """One histogram per row (mesh) of the valid bins, as (meshes, the widest levels + 1):
+    the column after each mesh's last level is 0."""
+    width = int(levels.max()) + 1
+    flat = np.where(valid, bins, width - 1).astype(np.int64)   # the last column: dropped
+    flat += (np.arange(len(bins), dtype=np.int64) * width)[:, None]
+    counts = np.bincount(flat.ravel(), minlength=len(bins) * width).reshape(len(bins), width)
+    counts[:, -1] = 0
+    return counts
 
 
 def histogram_modes(counts, levels, start_mean, step, zero):
     """(background, sigma) of meshes from their histograms (a row of `counts` each, the
-    first levels[i] bins used), as SExtractor's backguess(): +-3 sigma clipping around
-    the median until sigma settles (at most 100 times), then the mode as
-    2.5 median - 1.5 mean (the median alone when the two differ by 0.3 sigma or more).
+    first levels[i] bins used, 0 after them, at least one 0 column at the end), as
+    SExtractor's backguess(): +-3 sigma clipping around the median until sigma settles
+    (at most 100 times), then the mode as 2.5 median - 1.5 mean (the median alone when
+    the two differ by 0.3 sigma or more).
     Cumulative sums once, so each clipping step costs a few operations per mesh."""
     count, width = counts.shape
     rows = np.arange(count)
     index = np.arange(width, dtype=np.float64)
     number = np.zeros((count, width + 1), dtype=np.int64)   # counts below each bin
     np.cumsum(counts, axis=1, out=number[:, 1:])
+    moment = np.multiply(counts, index)   # float64: exact, as the sums stay below 2^53
     first = np.zeros((count, width + 1))
-    np.cumsum(counts * index, axis=1, out=first[:, 1:])
+    np.cumsum(moment, axis=1, out=first[:, 1:])
+    moment *= index
     second = np.zeros((count, width + 1))
-    np.cumsum(counts * index * index, axis=1, out=second[:, 1:])
+    np.cumsum(moment, axis=1, out=second[:, 1:])
+    del moment
     # SExtractor's median walk takes bins from the low end of [lcut, hcut] while their sum
     # is below the high end's, else from the high end; it stops at the first k >= lcut
     # whose count up to k plus the one up to k - 1, counted from lcut, reaches the total
@@ -134,7 +148,6 @@ def histogram_modes(counts, levels, start_mean, step, zero):
     sigma, previous = 10.0 * top, np.ones(count)
     mean, median = start_mean.astype(np.float64), start_mean.astype(np.float64)
     active = np.ones(count, dtype=bool)
-    padded = np.concatenate([counts, np.zeros((count, 1), dtype=counts.dtype)], axis=1)
     for _ in range(100):
         active &= (sigma >= 0.1) & (np.abs(sigma / previous - 1.0) > 1e-4)
         if not active.any():
@@ -147,7 +160,7 @@ def histogram_modes(counts, levels, start_mean, step, zero):
         k = np.maximum(np.searchsorted(flat, target, side="left") - rows * width, lcut)
         low = number[rows, k] - base
         below = k - 1
-        peak = np.maximum(padded[rows, np.maximum(below, 0)], padded[rows, k])
+        peak = np.maximum(counts[rows, np.maximum(below, 0)], counts[rows, k])
         with np.errstate(divide="ignore", invalid="ignore"):
             split = np.where(peak > 0, (total - 2.0 * low) / (2.0 * peak), 0.0)
             new_mean = np.where(total > 0, (first[rows, end] - first[rows, lcut]) / total, 0.0)
@@ -171,7 +184,8 @@ def histogram_modes(counts, levels, start_mean, step, zero):
 def histogram_mode(counts, quantisation):
     """histogram_modes of one histogram: (background, sigma)."""
     mean, levels, step, zero = quantisation
-    background, sigma = histogram_modes(np.asarray(counts)[None, :levels], np.array([levels]),
+    counts = np.append(np.asarray(counts)[:levels], 0)[None, :]
+    background, sigma = histogram_modes(counts, np.array([levels]),
                                         np.array([mean]), np.array([step], np.float64),
                                         np.array([zero], np.float64))
     return float(background[0]), float(sigma[0])
@@ -182,19 +196,26 @@ def _c_round(value):
     return np.trunc(np.where(value > 0, value + 0.5, value - 0.5)).astype(np.int64)
 
 
-def mesh_row_levels(data, variance, usable, box):
-    """For one row of background meshes (arrays `box` rows high): per mesh, the image's
-    background and sigma and the variance map's, as SExtractor's makeback() computes them
-    with a weight map: each clipped at 2 sigma, a variance counted only where its image
-    pixel is kept, then each histogram's mode; NaN for meshes with under half their pixels
-    usable or no variance inside its clip."""
-    good = _row_of_meshes(usable, box, False)
-    size = _row_of_meshes(np.ones(usable.shape, dtype=bool), box, False).sum(axis=1)
-    image = _row_of_meshes(data.astype(np.float32, copy=False), box, np.float32(0))
-    noise = _row_of_meshes(variance, box, np.float32(0))
-    mean, sigma, count = _masked_mean_sigma(image, good)
+def mesh_band_levels(data, variance, usable, box):
+    """For a band of rows of background meshes (a multiple of `box` rows high, or the
+    image's last rows): per mesh, the image's background and sigma and the variance
+    map's, as SExtractor's makeback() computes them with a weight map: each clipped at
+    2 sigma, a variance counted only where its image pixel is kept, then each histogram's
+    mode; NaN for meshes with under half their pixels usable or no variance inside its
+    clip. Returns (4, meshes), the meshes row by row."""
+    height, width = usable.shape
+    good = _meshes(usable, box, False)
+    heights = np.minimum(box, height - np.arange(0, height, box))
+    widths = np.minimum(box, width - np.arange(0, width, box))
+    size = np.outer(heights, widths).ravel()
+    image = _meshes(data.astype(np.float32, copy=False), box, np.float32(0))
+    noise = _meshes(variance, box, np.float32(0))
+    zero = np.float64(0)  # float64 sums; masked values 0, as NaN * 0 is NaN
+    image64, noise64 = np.where(good, image, zero), np.where(good, noise, zero)
+    image_squares, noise_squares = np.square(image64), np.square(noise64)
+    mean, sigma, count = _masked_mean_sigma(image64, image_squares, good)
     low, high = (mean - 2 * sigma).astype(np.float32), (mean + 2 * sigma).astype(np.float32)
-    wmean, wsigma, _ = _masked_mean_sigma(noise, good)
+    wmean, wsigma, _ = _masked_mean_sigma(noise64, noise_squares, good)
     wlow, whigh = (wmean - 2 * wsigma).astype(np.float32), (wmean + 2 * wsigma).astype(np.float32)
     kept = good & (image >= low[:, None]) & (image <= high[:, None])
     noise_kept = kept & (noise >= wlow[:, None]) & (noise <= whigh[:, None])
@@ -202,18 +223,19 @@ def mesh_row_levels(data, variance, usable, box):
     levels = np.full((4, len(good)), np.nan)
     if not usable_mesh.any():
         return levels
-    image_q = _quantisations(image, kept)
-    noise_q = _quantisations(noise, noise_kept)
+    image_q = _quantisations(image64, image_squares, kept)
+    noise_q = _quantisations(noise64, noise_squares, noise_kept)
+    del image64, noise64, image_squares, noise_squares
     bins = _bins(image, image_q[2], image_q[3], image_q[1])
     inside = good & (bins >= 0) & (bins < image_q[1][:, None])
     noise_bins = _bins(noise, noise_q[2], noise_q[3], noise_q[1])
     noise_inside = inside & (noise_bins >= 0) & (noise_bins < noise_q[1][:, None])
     use = np.flatnonzero(usable_mesh)
     for first, counts, (mean, nlevels, step, zero) in (
-            (0, _histograms(bins, inside, image_q[1]), image_q),
-            (2, _histograms(noise_bins, noise_inside, noise_q[1]), noise_q)):
+            (0, _histograms(bins[use], inside[use], image_q[1][use]), image_q),
+            (2, _histograms(noise_bins[use], noise_inside[use], noise_q[1][use]), noise_q)):
         levels[first:first + 2, use] = histogram_modes(
-            counts[use], nlevels[use], mean[use], step[use].astype(np.float64),
+            counts, nlevels[use], mean[use], step[use].astype(np.float64),
             zero[use].astype(np.float64))
     return levels
 
@@ -254,13 +276,17 @@ def _shrinking_median(values, half):
     return out
 
 
-def mesh_maps(data, variance, usable, box, filtersize):
+def mesh_maps(data, variance, usable, box, filtersize, band_pixels=1 << 18):
     """((image background, image sigma), (variance background, variance sigma)) per
-    background mesh, median-filtered, as SExtractor's makeback() with a weight map."""
-    ny = data.shape[0]
-    levels = np.stack([mesh_row_levels(data[j:j + box], variance[j:j + box],
-                                       usable[j:j + box], box)
-                       for j in range(0, ny, box)], axis=1)
+    background mesh, median-filtered, as SExtractor's makeback() with a weight map. The
+    meshes are estimated a band of mesh rows at a time (about band_pixels pixels, at least
+    one row of meshes: small enough to stay in the cache)."""
+    ny, nx = data.shape
+    rows = max(1, band_pixels // (box * nx)) * box
+    levels = np.concatenate([mesh_band_levels(data[j:j + rows], variance[j:j + rows],
+                                              usable[j:j + rows], box)
+                             for j in range(0, ny, rows)], axis=1)
+    levels = levels.reshape(4, (ny - 1) // box + 1, (nx - 1) // box + 1)
     return (filter_meshes(levels[0], levels[1], filtersize),
             filter_meshes(levels[2], levels[3], filtersize))
 
@@ -304,60 +330,118 @@ def variance_map(values, kind, thresh, data, mask, back_size, back_filtersize):
     return raw, bad, sigfac, science
 
 
-def filtered(values, kernel):
-    """values correlated with a kernel, zero beyond the edges (SExtractor's convolve());
-    a separable kernel (SExtractor's default 1 2 1) as two 1-D passes, in float32."""
-    from scipy import ndimage
-    kernel = np.asarray(kernel, dtype=np.float64)
-    u, s, vt = np.linalg.svd(kernel)
-    if s[0] > 0 and (len(s) < 2 or s[1] <= 1e-12 * s[0]):
-        column, row = u[:, 0] * np.sqrt(s[0]), vt[0] * np.sqrt(s[0])
-        out = ndimage.correlate1d(values, row.astype(np.float32), axis=1, mode="constant")
-        return ndimage.correlate1d(out, column.astype(np.float32), axis=0, mode="constant",
-                                   output=out)
-    return ndimage.correlate(values, kernel.astype(np.float32), mode="constant")
+def filtered(values, kernel, band=32):
+    """values correlated with a kernel, zero beyond the edges, as SExtractor's and sep's
+    convolve(): in float32, the terms added kernel pixel by kernel pixel (row by row).
+    Bands of `band` rows keep each pass in the cache; one output array, no other
+    full-size temporary."""
+    values = np.asarray(values, dtype=np.float32)
+    kernel = np.asarray(kernel, dtype=np.float32)
+    (ny, nx), (kh, kw) = values.shape, kernel.shape
+    out = np.zeros((ny, nx), dtype=np.float32)
+    term = np.empty((band, nx), dtype=np.float32)
+    for y0 in range(0, ny, band):
+        y1 = min(y0 + band, ny)
+        for i in range(kh):
+            dy = i - kh // 2
+            low, high = max(y0, -dy), min(y1, ny - dy)   # rows whose row y + dy exists
+            if low >= high:
+                continue
+            source, target = values[low + dy:high + dy], out[low:high]
+            for j in range(kw):
+                dx = j - kw // 2
+                left, right = max(0, -dx), min(nx, nx - dx)
+                if left >= right:
+                    continue
+                part = term[:high - low, left:right]
+                np.multiply(source[:, left + dx:right + dx], kernel[i, j], out=part)
+                target[:, left:right] += part
+    return out
+
+
+def filtered_with_bad(values, kernel, bad, bad_value):
+    """filtered(values with bad_value at the bad pixels, kernel) without a full-size copy:
+    values filtered as they are, then the pixels that reach a bad pixel through a non-zero
+    kernel weight summed again, term by term in filtered's order (the same float32
+    sums). The second step costs the bad pixels times the kernel's size."""
+    out = filtered(values, kernel)
+    kernel = np.asarray(kernel, dtype=np.float32)
+    (ny, nx), (kh, kw) = out.shape, kernel.shape
+    by, bx = np.nonzero(bad)
+    taps = [(i - kh // 2, j - kw // 2) for i, j in zip(*np.nonzero(kernel))]
+    if not len(by) or not taps:
+        return out
+    reach_y = np.concatenate([by - dy for dy, _ in taps])
+    reach_x = np.concatenate([bx - dx for _, dx in taps])
+    keep = (reach_y >= 0) & (reach_y < ny) & (reach_x >= 0) & (reach_x < nx)
+    ys, xs = np.divmod(np.unique(reach_y[keep] * nx + reach_x[keep]), nx)
+    total = np.zeros(len(ys), dtype=np.float32)
+    for i in range(kh):
+        for j in range(kw):
+            y, x = ys + (i - kh // 2), xs + (j - kw // 2)
+            inside = np.flatnonzero((y >= 0) & (y < ny) & (x >= 0) & (x < nx))
+            y, x = y[inside], x[inside]
+            term = np.where(bad[y, x], np.float32(bad_value), values[y, x]).astype(np.float32)
+            total[inside] += term * kernel[i, j]
+    out[ys, xs] = total
+    return out
+
+
+def interpolation_sources(bad, xlag=INTERP_MAXLAG, ylag=INTERP_MAXLAG):
+    """SExtractor's INTERP_TYPE ALL (see the module notes) as flat indices: (targets, the
+    good pixel each target takes its value from, pixels still bad). Only the bad pixels
+    are worked on (runs along rows, then along columns), so the cost follows their count.
+    """
+    ny, nx = bad.shape
+    flat = np.flatnonzero(bad)                      # row-major, sorted
+    if not len(flat):
+        none = np.zeros(0, dtype=np.int64)
+        return none, none, bad.copy()
+    row, col = np.divmod(flat, nx)
+    position = np.arange(len(flat))
+    # along x: each run of bad pixels in a row follows the good pixel on its left
+    starts = np.ones(len(flat), dtype=bool)
+    starts[1:] = (np.diff(flat) != 1) | (col[1:] == 0)
+    left = col[np.maximum.accumulate(np.where(starts, position, 0))] - 1
+    xfill = (left >= 0) & (col - left <= xlag)
+    xsource = row * nx + left
+    # along y, column by column (the bad pixels in column-major order): a pixel still bad
+    # takes the pixel below it (good, or filled along x), while the column's count of
+    # still-bad pixels since its last good one is at most ylag
+    order = np.lexsort((row, col))
+    r, c, still = row[order], col[order], ~xfill[order]
+    key = c * ny + r
+    starts = np.ones(len(key), dtype=bool)
+    starts[1:] = (np.diff(key) != 1) | (r[1:] == 0)
+    start = np.maximum.accumulate(np.where(starts, position, 0))
+    last_good = r[start] - 1
+    # keys grow along the order, so a running maximum finds the last pixel below that is
+    # not still bad: the last one filled along x, or the run's last good pixel
+    below = np.maximum.accumulate(np.where(still, c * ny + last_good, key)) - c * ny
+    counted = np.cumsum(still)
+    since = counted - (counted[start] - still[start])
+    yfill = still & (last_good >= 0) & (since <= ylag)
+    below_flat = below * nx + c
+    # a pixel below that was filled along x hands on its own source
+    found = np.minimum(np.searchsorted(flat, below_flat), len(flat) - 1)
+    through_x = (flat[found] == below_flat) & xfill[found]
+    ysource = np.where(through_x, xsource[found], below_flat)
+    targets = np.concatenate([flat[xfill], flat[order][yfill]])
+    sources = np.concatenate([xsource[xfill], ysource[yfill]])
+    still_bad = bad.copy()
+    still_bad.ravel()[targets] = False
+    return targets, sources, still_bad
 
 
 def interpolate_bad_pixels(arrays, bad, xlag=INTERP_MAXLAG, ylag=INTERP_MAXLAG):
-    """SExtractor's INTERP_TYPE ALL (see the module notes) of each array of `arrays` (the
-    image and its variance) over the bad pixels; returns (filled copies, still bad).
-    Vectorised: only the rows and columns that hold bad pixels are worked on."""
-    filled = [np.array(a, copy=True) for a in arrays]
-    still_bad = bad.copy()
-    rows = np.flatnonzero(bad.any(axis=1))
-    if not len(rows):
-        return filled, still_bad
-    nx = bad.shape[1]
-    # along x: the last good pixel on the left, within xlag
-    part = bad[rows]
-    column = np.arange(nx, dtype=np.int32)
-    left = np.where(part, -1, column[None, :]).astype(np.int32)
-    np.maximum.accumulate(left, axis=1, out=left)
-    xfill = part & (left >= 0) & (column[None, :] - left <= xlag)
-    fill_rows, fill_cols = np.nonzero(xfill)
-    for a in filled:
-        a[rows[fill_rows], fill_cols] = a[rows[fill_rows], left[fill_rows, fill_cols]]
-    still_bad[rows[fill_rows], fill_cols] = False
-    del left, xfill, part
-    # along y: the pixel below (itself filled along x, or good), while the column's count
-    # of such pixels since its last good one is at most ylag
-    cols = np.flatnonzero(still_bad.any(axis=0))
-    if not len(cols):
-        return filled, still_bad
-    ybad = still_bad[:, cols]
-    good = ~bad[:, cols]
-    row = np.arange(bad.shape[0], dtype=np.int32)[:, None]
-    below = np.where(ybad, -1, row).astype(np.int32)
-    np.maximum.accumulate(below, axis=0, out=below)
-    last_good = np.where(good, row, -1).astype(np.int32)
-    np.maximum.accumulate(last_good, axis=0, out=last_good)
-    count = np.cumsum(ybad, axis=0, dtype=np.int32)
-    since = count - np.take_along_axis(count, np.maximum(last_good, 0), axis=0)
-    yfill = ybad & (last_good >= 0) & (below >= 0) & (since <= ylag)
-    fill_rows, fill_cols = np.nonzero(yfill)
-    for a in filled:
-        a[fill_rows, cols[fill_cols]] = a[below[fill_rows, fill_cols], cols[fill_cols]]
-    still_bad[fill_rows, cols[fill_cols]] = False
+    """INTERP_TYPE ALL of each array of `arrays` (the image and its variance) over the bad
+    pixels; returns (filled copies, still bad)."""
+    targets, sources, still_bad = interpolation_sources(bad, xlag, ylag)
+    filled = []
+    for values in arrays:
+        values = np.array(values, copy=True, order="C")
+        values.ravel()[targets] = values.ravel()[sources]
+        filled.append(values)
     return filled, still_bad
 
 
@@ -366,17 +450,32 @@ def weight_flags(segmap, bad, count, kernel_shape=(1, 1)):
     isophotal footprint has a bad weight; 2 when the detection's filtered variance is bad
     at a footprint pixel or one of its 8 neighbours, i.e. a bad pixel lies within the
     filter kernel's reach (kernel_shape) plus one pixel of the footprint."""
-    from scipy import ndimage
     flags = np.zeros(count, dtype=np.int64)
     if count == 0 or not bad.any():
         return flags
     inside = np.unique(segmap[bad & (segmap > 0)])
     flags[inside - 1] |= FLAGS_WEIGHT_OVERLAP
-    reach = ndimage.binary_dilation(bad, structure=np.ones(kernel_shape, dtype=bool))
-    near = ndimage.binary_dilation(reach, structure=np.ones((3, 3), dtype=bool))
+    near = dilated(bad, (kernel_shape[0] + 2, kernel_shape[1] + 2))
     touched = np.unique(segmap[near & (segmap > 0)])
     flags[touched - 1] |= FLAGS_WEIGHT_TOUCH
     return flags
+
+
+def dilated(mask, shape):
+    """A boolean mask grown by a box of `shape` (scipy's binary_dilation with
+    np.ones(shape)): ORs of shifted copies, one axis after the other."""
+    out = mask
+    for axis, size in enumerate(shape):
+        source, out = out, out.copy()
+        for shift in range(-(size // 2), size - size // 2):  # scipy's offsets, even sizes too
+            if shift == 0 or abs(shift) >= mask.shape[axis]:
+                continue
+            target = [slice(None)] * 2
+            origin = [slice(None)] * 2
+            target[axis] = slice(max(shift, 0), mask.shape[axis] + min(shift, 0))
+            origin[axis] = slice(max(-shift, 0), mask.shape[axis] + min(-shift, 0))
+            out[tuple(target)] |= source[tuple(origin)]
+    return out
 
 
 def combine_flags(flags, labels, index, count, kind):

@@ -29,9 +29,9 @@ from astro_photometry import (  # noqa: E402
     run_sep, sums_with_errors, weight_gain_map,
 )
 from astro_weights import (  # noqa: E402,I100
-    choose_hdu, combine_flags, filtered, FLAG_HDU_NAMES, FLAG_TYPES, INTERP_MAXLAG,
-    interpolate_bad_pixels, read_flag_map, variance_map, weight_flags, WEIGHT_HDU_NAMES,
-    WEIGHT_TYPES,
+    choose_hdu, combine_flags, filtered, filtered_with_bad, FLAG_HDU_NAMES, FLAG_TYPES,
+    INTERP_MAXLAG, interpolation_sources, read_flag_map, variance_map, weight_flags,
+    WEIGHT_HDU_NAMES, WEIGHT_TYPES,
 )
 from astro_stellarity import (  # noqa: E402,I100
     class_star, estimate_seeing, footprint_pixels, isophotal_profile, read_nnw,
@@ -530,10 +530,10 @@ def extract_sources(image, mask, kernel, back_size, back_filtersize, detection, 
     """Background, detection and measurement of one image; returns an Extraction.
     weighting: a Weighting (per-pixel variance from a weight map, its bad pixels);
     flags: (flag map, FLAG_TYPE) for IMAFLAGS_ISO."""
-    data, variance, bkg = image.data, None, None
+    variance, bkg, fill = None, None, None
     if weighting is not None:
         background_mask = weighting.bad if mask is None else (mask | weighting.bad)
-        data, variance, mask, still_bad = weighted_pixels(image.data, mask, weighting)
+        variance, mask, still_bad, fill = weighted_pixels(mask, weighting)
         bkg = weighting.background
     else:
         background_mask = mask
@@ -542,10 +542,13 @@ def extract_sources(image, mask, kernel, back_size, back_filtersize, detection, 
     del background_mask
     log(f"background: global level {bkg.globalback:.6g}, global RMS {bkg.globalrms:.6g}")
     background = bkg.back(dtype=image.data.dtype)
-    data_sub = data - background
-    del data
+    data_sub = image.data - background
+    if fill is not None:  # the interpolated image, background-subtracted
+        targets, sources = fill
+        data_sub.ravel()[targets] = image.data.ravel()[sources] - background.ravel()[targets]
+        del fill, targets, sources
     if variance is not None:  # thresholds and errors follow the weight map, pixel by pixel
-        err = np.sqrt(variance).astype(image.data.dtype)
+        err = np.sqrt(variance).astype(image.data.dtype, copy=False)
         detect_err = detection_noise(variance, still_bad, kernel, detection.filter_type, err)
     else:
         err = detect_err = error_for(detection.err_model, bkg)
@@ -582,27 +585,29 @@ def detection_noise(variance, bad, kernel, filter_type, err):
     if kernel is None or filter_type != "conv":
         return err
     weights = np.asarray(kernel, dtype=np.float64)
-    source = np.where(bad, np.float32(BAD_VARIANCE), variance).astype(np.float32)
-    noise = filtered(source, weights / np.abs(weights).sum())
+    noise = filtered_with_bad(variance, weights / np.abs(weights).sum(), bad, BAD_VARIANCE)
     np.maximum(noise, 0, out=noise)
     return np.sqrt(noise, out=noise).astype(err.dtype, copy=False)
 
 
-def weighted_pixels(data, mask, weighting):
-    """(image, variance, mask, pixels still bad) for the detection and the measurements:
-    bad-weight pixels filled from their neighbours (INTERP_TYPE ALL; then, as SExtractor's,
-    they count as good), the others added to the mask."""
+def weighted_pixels(mask, weighting):
+    """(variance, mask, pixels still bad, the image's fill as (targets, sources)) for the
+    detection and the measurements: bad-weight pixels filled from their neighbours
+    (INTERP_TYPE ALL; then, as SExtractor's, they count as good; the variance is filled
+    in place), the others added to the mask."""
     bad, variance = weighting.bad, weighting.variance
+    fill = None
     if weighting.interpolate and bad.any():
-        (data, variance), bad = interpolate_bad_pixels(
-            [data, variance], bad, weighting.max_xlag, weighting.max_ylag)
-        log(f"interpolated {int(weighting.bad.sum()) - int(bad.sum())} bad-weight pixel(s) "
-            f"(INTERP_TYPE ALL, lags {weighting.max_xlag} x {weighting.max_ylag}); "
-            f"{int(bad.sum())} left out")
+        targets, sources, bad = interpolation_sources(bad, weighting.max_xlag,
+                                                      weighting.max_ylag)
+        variance.ravel()[targets] = variance.ravel()[sources]
+        fill = targets, sources
+        log(f"interpolated {len(targets)} bad-weight pixel(s) (INTERP_TYPE ALL, lags "
+            f"{weighting.max_xlag} x {weighting.max_ylag}); {int(bad.sum())} left out")
     mask = bad if mask is None else (mask | bad)
     if mask.all():
         raise ToolError("every pixel of the image is masked or has a bad weight")
-    return data, variance, mask, bad
+    return variance, mask, bad, fill
 
 
 def weight_variance(path, hdu, kind, thresh, image, mask, back_size, back_filtersize):

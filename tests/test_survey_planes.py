@@ -15,7 +15,10 @@ import mask_build
 import sep_extract
 import sky_compute
 from astro_catalogs import read_catalog
-from astro_weights import FLAGS_WEIGHT_OVERLAP, interpolate_bad_pixels, weight_flags
+from astro_weights import (
+    dilated, filtered, filtered_with_bad, FLAGS_WEIGHT_OVERLAP, interpolate_bad_pixels,
+    interpolation_sources, weight_flags,
+)
 from conftest import data_path
 from test_desi_cutout import env, fetch, service  # noqa: F401,I100,I201,I202 (fixtures)
 
@@ -58,6 +61,57 @@ def test_interpolation_is_sextractors_scan():
         np.testing.assert_array_equal(ours_bad, ref_bad)
         np.testing.assert_array_equal(ours_data[~ours_bad], ref_data[~ref_bad])
         np.testing.assert_array_equal(ours_var[~ours_bad], ref_var[~ref_bad])
+
+
+def test_interpolation_takes_every_value_from_a_good_pixel():
+    """The fill as flat indices: each target was bad, each source is good; a block takes
+    the pixel on its left in its row; a column bad from top to bottom at the left edge
+    has nothing in reach and stays bad."""
+    bad = np.zeros((40, 30), dtype=bool)
+    bad[:, 0] = True
+    bad[5:9, 10:14] = True
+    targets, sources, still_bad = interpolation_sources(bad, 16, 16)
+    assert bad.ravel()[targets].all() and not bad.ravel()[sources].any()
+    assert len(np.unique(targets)) == len(targets) == int(bad[:, 1:].sum())
+    assert still_bad[:, 0].all() and not still_bad[:, 1:].any()
+    rows, cols = np.divmod(targets, 30)
+    np.testing.assert_array_equal(sources, rows * 30 + 9)
+
+
+def test_filtered_with_bad_is_filtering_a_copy_with_the_bad_value():
+    """The threshold's variance: filtered in place with the bad pixels summed again gives
+    the same float32 sums, to the bit, as filtering a copy that holds the bad value
+    (kernels with zero and negative weights, bad pixels at the edges)."""
+    rng = np.random.default_rng(4)
+    for trial in range(200):
+        ny, nx = (int(v) for v in rng.integers(1, 30, 2))
+        values = rng.random((ny, nx)).astype(np.float32)
+        bad = rng.random((ny, nx)) < rng.random() * 0.3
+        kernel = rng.normal(size=(int(rng.choice([1, 3, 5])), int(rng.choice([1, 3, 7]))))
+        kernel[rng.random(kernel.shape) < 0.2] = 0
+        copy = np.where(bad, np.float32(1e30), values)
+        np.testing.assert_array_equal(filtered_with_bad(values, kernel, bad, 1e30),
+                                      filtered(copy, kernel))
+
+
+def test_filtered_is_a_correlation_with_zeros_beyond_the_edges():
+    from scipy import ndimage
+    rng = np.random.default_rng(8)
+    values = rng.random((37, 50)).astype(np.float32)
+    kernel = rng.normal(size=(5, 3))
+    np.testing.assert_allclose(filtered(values, kernel, band=8),
+                               ndimage.correlate(values.astype(np.float64), kernel,
+                                                 mode="constant"), rtol=1e-5, atol=1e-5)
+
+
+def test_dilated_is_scipy_s_binary_dilation():
+    from scipy import ndimage
+    rng = np.random.default_rng(5)
+    for trial in range(200):
+        mask = rng.random(tuple(int(v) for v in rng.integers(1, 25, 2))) < 0.1
+        shape = tuple(int(v) for v in rng.integers(1, 9, 2))   # even sizes too
+        np.testing.assert_array_equal(
+            dilated(mask, shape), ndimage.binary_dilation(mask, structure=np.ones(shape, bool)))
 
 
 def test_weight_flags_inside_and_touching():

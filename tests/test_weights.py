@@ -235,19 +235,37 @@ def test_the_mesh_mode_is_sextractor_s_backguess():
             sextractor_backguess(counts, quantisation), rel=1e-9, abs=1e-9)
 
 
-@pytest.mark.parametrize("holes", [False, True])
+@pytest.mark.parametrize("holes", ["none", "bad", "NaN"])
 def test_the_mesh_estimator_is_sep_s_on_the_image(holes):
     """The image side of the weight scaling: its meshes' medians are sep's global
-    background and RMS (sep's background is SExtractor's), with and without bad pixels."""
+    background and RMS (sep's background is SExtractor's), with and without bad pixels
+    (NaN pixels among them: left out, never summed)."""
     import sep
     data = fits.getdata(data_path("sep_image.fits")).astype(np.float32)
     usable = np.ones(data.shape, dtype=bool)
-    if holes:
+    if holes != "none":
         usable[40:90, 30:200] = False
+    if holes == "NaN":
+        data[40:90, 30:200] = np.nan
     (back, sigma), _ = mesh_maps(data, np.ones_like(data), usable, 64, 3)
     reference = sep.Background(data, mask=~usable, bw=64, bh=64, fw=3, fh=3)
     assert np.median(back) == pytest.approx(reference.globalback, rel=1e-6)
     assert np.median(sigma) == pytest.approx(reference.globalrms, rel=1e-6)
+
+
+def test_the_mesh_estimator_does_not_depend_on_its_band_of_meshes():
+    """Meshes estimated one row of meshes at a time or all at once: the same values, with
+    partial meshes at the right and bottom edges, bad pixels and NaN in them."""
+    rng = np.random.default_rng(6)
+    data = rng.normal(100.0, 2.0, (300, 270)).astype(np.float32)
+    data[40:70, 10:200] = np.nan
+    variance = rng.uniform(3.0, 5.0, data.shape).astype(np.float32)
+    usable = np.isfinite(data) & (rng.random(data.shape) > 0.05)
+    one_row = mesh_maps(data, variance, usable, 64, 3, band_pixels=1)
+    at_once = mesh_maps(data, variance, usable, 64, 3, band_pixels=data.size)
+    for ours, theirs in zip(one_row[0] + one_row[1], at_once[0] + at_once[1]):
+        assert ours.shape == (5, 5)
+        np.testing.assert_array_equal(ours, theirs)
 
 
 def test_a_variance_map_proportional_to_the_noise_scales_to_it():
