@@ -117,6 +117,51 @@ def _summed_area(values):
     return table
 
 
+def isophotal_corrected_fluxes(flux, npix, thresh):
+    """SExtractor's FLUX_ISOCOR (src/photom.c): FLUX_ISO corrected for the wings of a
+    Gaussian profile below the isophote, flux / (1 - 0.196099 t - 0.751208 t^2) with
+    t = npix x threshold / flux clipped to [0, 1] (0 for a non-positive flux); npix: the
+    pixels of the detection, threshold: the detection threshold at the object."""
+    flux = np.asarray(flux, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(flux > 0, np.asarray(npix) * np.asarray(thresh) / flux, 0.0)
+    t = np.clip(np.nan_to_num(t), 0.0, 1.0)
+    return flux / (1.0 - 0.196099 * t - 0.751208 * t * t)
+
+
+CROWD_THRESHOLD = 0.1  # SExtractor's OBJ_CROWDED: blanked pixels over this fraction
+
+
+def crowded_objects(blanked, segmap, x, y, a, b, theta, radii):
+    """SExtractor's OBJ_CROWDED (FLAGS bit 1, src/photom.c): more than 10 % of the pixels of
+    an ellipse of semi-axes r a, r b are blanked, for any r of radii (SExtractor checks the
+    ellipse its Kron radius is measured in, then the AUTO aperture). blanked: True on
+    every masked or bad pixel and (MASK_TYPE CORRECT, BLANK) every pixel of an object or of
+    a detection; an object's own pixels are taken back out through segmap. Counted with
+    sep's pixel-centre test: sums of the blanked image, and the pixel count from the sum's
+    error with a unit error per pixel; the own pixels in one pass over the footprints."""
+    import sep
+    count = len(x)
+    crowded = np.zeros(count, dtype=bool)
+    if blanked is None or count == 0 or not blanked.any():
+        return crowded
+    image = blanked.astype(np.float32)
+    labels = segmap.ravel()
+    index = np.flatnonzero(blanked.ravel() & (labels > 0))   # own pixels, blanked for others
+    owner = labels[index].astype(np.int64) - 1
+    py, px = np.divmod(index, segmap.shape[1])
+    cxx, cyy, cxy = sep.ellipse_coeffs(a, b, theta)
+    dx, dy = px - x[owner], py - y[owner]
+    distance = cxx[owner] * dx * dx + cyy[owner] * dy * dy + cxy[owner] * dx * dy
+    for r in radii:
+        r = np.broadcast_to(np.asarray(r, dtype=np.float64), (count,))
+        blank_sum, root_area, _ = sep.sum_ellipse(image, x, y, a, b, theta, r, err=1.0,
+                                                  subpix=1)
+        own = np.bincount(owner[distance < r[owner] ** 2], minlength=count)
+        crowded |= blank_sum - own > CROWD_THRESHOLD * np.rint(np.square(root_area))
+    return crowded
+
+
 def masked_pixel_corrections(data_sub, noise, poisson_map, segmap, bad, ellipses,
                              mask_type, others=None, own_boxes=None):
     """(flux, variance, Poisson) to add, per object, to whole-pixel sums over its ellipse

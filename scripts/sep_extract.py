@@ -25,8 +25,9 @@ from astro_images import (  # noqa: E402
     read_image, read_image_argument, require_same_shape, write_fits_image,
 )
 from astro_photometry import (  # noqa: E402
-    choose_zeropoint, estimate_background, magnitudes, MASK_TYPES, masked_pixel_corrections,
-    run_sep, sums_with_errors, weight_gain_map,
+    choose_zeropoint, crowded_objects, estimate_background, isophotal_corrected_fluxes,
+    magnitudes, MASK_TYPES, masked_pixel_corrections, run_sep, sums_with_errors,
+    weight_gain_map,
 )
 from astro_weights import (  # noqa: E402,I100
     choose_hdu, combine_flags, filtered, filtered_with_bad, FLAG_HDU_NAMES, FLAG_TYPES,
@@ -48,6 +49,7 @@ DEFAULT_NNW = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default.
 DEFAULT_SEEING = 1.2        # arcsec: SExtractor's default SEEING_FWHM, when nothing better
 DEFAULT_KERNEL = np.array([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]])
 # SExtractor's FLAGS bits.
+FLAG_CROWDED = 1
 FLAG_BLENDED = 2
 FLAG_SATURATED = SATURATED_FLAG
 FLAG_TRUNCATED = 8
@@ -313,7 +315,8 @@ def auto_photometry(data_sub, objects, mask, err, gain, kron_factor, kron_min_ra
     replaced as SExtractor's MASK_TYPE says (astro_photometry.masked_pixel_corrections).
     poisson_map: the per-pixel Poisson term of a weighted image
     (astro_photometry.weight_gain_map), instead of gain. others: pixels of detections that
-    are not objects (small_detections), blanked as the objects' are.
+    are not objects (small_detections), blanked as the objects' are. Returns (KRON_RADIUS,
+    FLUX_AUTO, FLUXERR_AUTO, sep's aperture flags, crowded: SExtractor's FLAGS bit 1).
     """
     import sep
     x, y, a, b, theta = (objects[k] for k in ("x", "y", "a", "b", "theta"))
@@ -323,9 +326,13 @@ def auto_photometry(data_sub, objects, mask, err, gain, kron_factor, kron_min_ra
         others if mask is None else (mask | others))
     kron, kron_flags = sep.kron_radius(data_sub, x, y, a, b, theta, KRON_MEASURE_RADIUS,
                                        mask=kron_mask, **neighbours)
-    del kron_mask
     kron = np.maximum(kron_factor * np.nan_to_num(kron), kron_min_radius)
     ellipses = (x, y, a, b, theta, kron)
+    blanked = kron_mask if mask_type == "none" or segmap is None else (
+        segmap > 0 if kron_mask is None else (kron_mask | (segmap > 0)))
+    crowded = crowded_objects(blanked, segmap, x, y, a, b, theta,
+                              (KRON_MEASURE_RADIUS, kron))
+    del blanked
     # nothing masked and no total-flux gain term yet: both follow the corrections
     flux, flux_err, flux_flags = sums_with_errors(
         sep.sum_ellipse, data_sub, ellipses, err, None, poisson_map, subpix=1)
@@ -339,14 +346,16 @@ def auto_photometry(data_sub, objects, mask, err, gain, kron_factor, kron_min_ra
     if poisson_map is None and gain:
         flux_variance += np.maximum(flux, 0) / gain
     flux_err = np.sqrt(np.maximum(flux_variance, 0))
-    return kron, flux, flux_err, kron_flags | flux_flags
+    return kron, flux, flux_err, kron_flags | flux_flags, crowded
 
 
-def sextractor_flags(objects, aperture_flags, saturated):
-    """Map sep's flags to SExtractor's bits: 2 blended, 4 saturated, 8 truncated at the
-    image edge, 16 AUTO aperture incomplete, 64 deblending overflow."""
+def sextractor_flags(objects, aperture_flags, saturated, crowded):
+    """SExtractor's FLAGS bits: 1 crowded (blanked neighbours or bad pixels over 10 % of the
+    AUTO aperture or of the ellipse its Kron radius is measured in), 2 blended, 4
+    saturated, 8 truncated at the image edge, 16 AUTO aperture incomplete, 64 deblending
+    overflow; bits 2, 8, 16 and 64 from sep's flags."""
     import sep
-    flags = np.zeros(len(objects), dtype=np.int64)
+    flags = np.where(crowded, FLAG_CROWDED, 0).astype(np.int64)
     flags |= np.where(objects["flag"] & sep.OBJ_MERGED, FLAG_BLENDED, 0)
     flags |= np.where(saturated, FLAG_SATURATED, 0)
     flags |= np.where(objects["flag"] & sep.OBJ_TRUNC, FLAG_TRUNCATED, 0)
@@ -382,7 +391,7 @@ def build_catalog(image, data_sub, background, objects, segmap, mask, err, photo
         return Catalog((name, np.zeros(0)) for name in CATALOG_COLUMNS), []
     p = photometry
     x, y, a, b = objects["x"], objects["y"], objects["a"], objects["b"]
-    kron, flux_auto, flux_err, aper_flags = auto_photometry(
+    kron, flux_auto, flux_err, aper_flags, crowded = auto_photometry(
         data_sub, objects, mask, err, p.gain or None, p.kron_factor, p.kron_min_radius,
         poisson_map, segmap, p.mask_type, others)
     half_light, _ = sep.flux_radius(data_sub, x, y, KRON_MEASURE_RADIUS * a, 0.5,
@@ -392,8 +401,11 @@ def build_catalog(image, data_sub, background, objects, segmap, mask, err, photo
     col = np.clip(np.rint(x).astype(int), 0, nx - 1)
     row = np.clip(np.rint(y).astype(int), 0, ny - 1)
     mag = magnitudes(flux_auto, p.zeropoint)
+    # SExtractor's MAG_BEST: MAG_ISOCOR where neighbours may bias MAG_AUTO (FLAGS bit 1)
+    best = magnitudes(np.where(crowded, isophotal_corrected_fluxes(
+        objects["flux"], objects["npix"], objects["thresh"]), flux_auto), p.zeropoint)
     saturated = saturated_objects(image.data, segmap, count, p.saturation)
-    flags = sextractor_flags(objects, aper_flags, saturated)
+    flags = sextractor_flags(objects, aper_flags, saturated, crowded)
     with np.errstate(divide="ignore", invalid="ignore"):
         elongation = np.where(b > 0, a / np.where(b > 0, b, 1.0), 1.0)
         snr = np.where(flux_err > 0, flux_auto / flux_err, 0.0)
@@ -417,7 +429,7 @@ def build_catalog(image, data_sub, background, objects, segmap, mask, err, photo
         ("FLUX_AUTO", flux_auto),
         ("FLUXERR_AUTO", flux_err),
         ("MAG_AUTO", mag),
-        ("MAG_BEST", mag),
+        ("MAG_BEST", best),
         ("FLUX_RADIUS", half_light),
         ("ISOAREA_IMAGE", objects["tnpix"].astype(np.int64)),
         ("BACKGROUND", local_back),

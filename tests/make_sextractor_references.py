@@ -30,6 +30,10 @@ Neighbours in FLUX_AUTO: sep_image.fits with sextractor_dual.sex and the columns
 sextractor_mask.param, MASK_TYPE CORRECT (SExtractor's default: other detections' pixels
 replaced by their mirror image) and BLANK (set to zero):
 - sextractor_mask_correct.cat, sextractor_mask_blank.cat.
+
+Crowding (FLAGS bit 1) and MAG_BEST: sep_image.fits with sextractor_dual.sex, deblending on
+(DEBLEND_MINCONT 0.005), MASK_TYPE CORRECT, the columns of sextractor_crowded.param:
+- sextractor_crowded.cat.
 """
 
 import os
@@ -115,6 +119,11 @@ def interpolation_references():
                    "saturated_star_weight.fits", "-INTERP_TYPE", kind)
 
 
+def crowding_reference():
+    sextractor("sep_image.fits", "sextractor_crowded.cat", "-PARAMETERS_NAME",
+               "sextractor_crowded.param", "-MASK_TYPE", "CORRECT", "-DEBLEND_MINCONT", "0.005")
+
+
 def mask_type_references():
     for kind in ("correct", "blank"):
         sextractor("sep_image.fits", f"sextractor_mask_{kind}.cat", "-PARAMETERS_NAME",
@@ -130,3 +139,4 @@ if __name__ == "__main__":
     saturated_star()
     interpolation_references()
     mask_type_references()
+    crowding_reference()

@@ -363,6 +363,64 @@ def test_neighbours_in_flux_auto_as_sextractor_s_mask_type(run_script, tmp_path,
     assert 5 <= changed.sum() <= 30, changed.sum()
 
 
+def matched_to(ours, theirs, radius=0.5):
+    """Index in theirs of each of our objects, and which are within radius pixels."""
+    from scipy.spatial import cKDTree
+    distance, index = cKDTree(np.column_stack([theirs["X_IMAGE"], theirs["Y_IMAGE"]])).query(
+        np.column_stack([ours["X_IMAGE"], ours["Y_IMAGE"]]))
+    return index, distance < radius
+
+
+def test_crowded_objects_and_mag_best_as_sextractor(run_script, tmp_path):
+    """SExtractor 2.25, deblending on, MASK_TYPE CORRECT (sextractor_crowded.cat): FLAGS bit
+    1 marks the objects whose Kron ellipse, or the 6-sigma ellipse their Kron radius is
+    measured in, is more than 10 % blanked by neighbours, and MAG_BEST is then MAG_ISOCOR.
+    Every object SExtractor calls crowded is; two more are (their neighbours keep the
+    pixels of detections CLEAN removed, which SExtractor gives back: see the README)."""
+    out = tmp_path / "crowded.tab"
+    result = run_script(sep_extract, ["--image", data_path("sep_image.fits"), "--catalog",
+                                      out, "--filter-type", "conv", "--saturation", "50000"])
+    assert result.status == 0, result.err
+    ours, theirs = read_catalog(str(out)), read_catalog(data_path("sextractor_crowded.cat"))
+    index, matched = matched_to(ours, theirs)
+    assert matched.sum() == theirs.nrows == 68
+    our_flags = ours["FLAGS"].astype(int)[matched]
+    their_flags = theirs["FLAGS"].astype(int)[index[matched]]
+    crowded, their_crowded = (our_flags & 1) > 0, (their_flags & 1) > 0
+    assert their_crowded.sum() == 3
+    assert (crowded | ~their_crowded).all()          # none of SExtractor's missed
+    assert crowded.sum() <= their_crowded.sum() + 2
+    assert (our_flags == their_flags).sum() >= 66
+    best, auto = ours["MAG_BEST"][matched], ours["MAG_AUTO"][matched]
+    np.testing.assert_array_equal(best[~crowded], auto[~crowded])
+    # where both call it crowded, MAG_ISOCOR: 0.1 mag from SExtractor's at most (FLUX_ISO
+    # differs there: CLEAN), where MAG_AUTO was up to 0.47 mag away
+    both = crowded & their_crowded
+    their_best = theirs["MAG_BEST"][index[matched]]
+    assert (np.abs(best[both] - their_best[both]) < 0.11).all()
+    assert (np.abs(auto[both] - their_best[both]) > 0.1).any()
+
+
+def test_the_corrected_isophotal_flux_is_sextractor_s():
+    """FLUX_ISOCOR from sep's isophotal flux, detection pixels and threshold: SExtractor's
+    to 1e-5 wherever the isophotal fluxes agree (52 objects of 68)."""
+    from astro_photometry import isophotal_corrected_fluxes
+    data = fits.getdata(data_path("sep_image.fits")).astype(np.float32)
+    background = sep.Background(data, bw=64, bh=64, fw=3, fh=3)
+    kernel = np.array([[1.0, 2, 1], [2, 4, 2], [1, 2, 1]])
+    objects = sep.extract(data - background.back(), 1.5, err=background.globalrms,
+                          filter_kernel=kernel, filter_type="conv", minarea=5)
+    theirs = read_catalog(data_path("sextractor_crowded.cat"))
+    index, matched = matched_to({"X_IMAGE": objects["x"] + 1, "Y_IMAGE": objects["y"] + 1},
+                                theirs)
+    same_iso = matched & (np.abs(objects["flux"] / theirs["FLUX_ISO"][index] - 1) < 1e-5)
+    assert same_iso.sum() >= 50
+    ours = isophotal_corrected_fluxes(objects["flux"], objects["npix"], objects["thresh"])
+    np.testing.assert_allclose(ours[same_iso], theirs["FLUX_ISOCOR"][index][same_iso],
+                               rtol=1e-5)
+    assert isophotal_corrected_fluxes([-5.0], [10], [1.0])[0] == -5.0  # no correction
+
+
 def test_a_mirror_pixel_replaces_a_neighbour_s():
     """masked_pixel_corrections on a 9x9 image: the neighbour's two pixels inside the
     ellipse are taken out, their mirror images put in; with BLANK only taken out; a bad

@@ -151,8 +151,9 @@ def test_a_saturated_star_with_a_zero_weight_trail_is_one_object(run_script, tmp
     # the variance's rescaling (WEIGHT_GAIN) is measured on the background meshes: 0.55 %
     assert abs(ours["FLUXERR_AUTO"][0] / theirs["FLUXERR_AUTO"][0] - 1) < 0.01
     assert ours["ISOAREA_IMAGE"][0] == theirs["ISOAREA_IMAGE"][0]
-    # interpolated pixels count as good, as in SExtractor: FLAGS_WEIGHT 0
+    # interpolated pixels count as good, as in SExtractor: FLAGS_WEIGHT 0, FLAGS 0
     assert ours["FLAGS_WEIGHT"][0] == theirs["FLAGS_WEIGHT"][0] == 0
+    assert ours["FLAGS"][0] == theirs["FLAGS"][0] == 0
     split = extract(run_script, tmp_path, image, "--weight", weight, "--thresh", "5",
                     "--deblend-cont", "1", "--interp-type", "none", "--mask-type", "none",
                     name="none.tab").catalog
@@ -168,6 +169,9 @@ def test_a_saturated_star_with_a_zero_weight_trail_is_one_object(run_script, tmp
     np.testing.assert_array_equal(split["ISOAREA_IMAGE"][order],
                                   theirs["ISOAREA_IMAGE"][np.argsort(theirs["X_IMAGE"])])
     np.testing.assert_array_equal(split["FLAGS_WEIGHT"], theirs["FLAGS_WEIGHT"])
+    # the bad pixels blank over 10 % of each half's ellipses: crowded (FLAGS 1), as there
+    np.testing.assert_array_equal(split["FLAGS"], theirs["FLAGS"])
+    assert (split["FLAGS"] == 1).all()
     np.testing.assert_allclose(split["FLUX_AUTO"][order],
                                theirs["FLUX_AUTO"][np.argsort(theirs["X_IMAGE"])], rtol=1e-5)
 
