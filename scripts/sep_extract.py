@@ -14,6 +14,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from astro_catalogs import Catalog, write_catalog  # noqa: E402
+from astro_clean import give_pixels, merge_cleaned  # noqa: E402,I100
 from astro_common import (  # noqa: E402
     between, existing_file, finite_float, log, new_parser, non_negative_float,
     non_negative_int, Outputs,
@@ -268,41 +269,59 @@ def detect(data_sub, mask, err, kernel, detection):
         segmentation_map=True), "extract sources")
 
 
-def small_detections(data_sub, mask, err, kernel, detection, segmap):
-    """The pixels above the detection threshold outside every object: detections smaller
-    than DETECT_MINAREA (SExtractor blanks them too in MASK_TYPE CORRECT and BLANK; the
-    pixels of objects removed by CLEAN are not there: SExtractor puts them back). The
-    threshold as sep.extract applies it: the image filtered with the normalised kernel
-    (zero beyond the edges, masked pixels 0) against thresh x the noise, or sep's matched
-    filter against thresh; 8-connected groups."""
-    from scipy import ndimage
+def normalised(kernel):
+    """The detection kernel as sep filters with it: divided by the sum of its |weights|."""
+    weights = np.asarray(kernel, dtype=np.float64)
+    return weights / np.abs(weights).sum()
+
+
+def threshold_pixels(data_sub, mask, err, kernel, detection):
+    """(the pixels above the detection threshold as sep.extract applies it, the image
+    filtered as sep filters it): the image filtered with the normalised kernel (zero
+    beyond the edges, masked pixels 0) against thresh x the noise, or sep's matched
+    filter against thresh."""
     data = data_sub if mask is None else np.where(mask, 0, data_sub).astype(np.float32)
     noise = None if err is None else np.asarray(err, dtype=np.float32)
     if noise is not None and noise.ndim and mask is not None:
         noise = np.where(mask, np.inf, noise)
-    weights = None if kernel is None else np.asarray(kernel, dtype=np.float64)
-    if weights is not None:
-        weights = weights / np.abs(weights).sum()
+    weights = None if kernel is None else normalised(kernel)
+    smoothed = data if weights is None else filtered(data, weights)
     if weights is not None and detection.filter_type == "matched" and noise is not None \
             and noise.ndim:
         with np.errstate(divide="ignore"):
             inverse = np.where(noise > 0, 1.0 / np.square(noise), 0).astype(np.float32)
         signal = filtered(data * inverse, weights)
         norm = filtered(inverse, np.square(weights))
+        del inverse
         with np.errstate(divide="ignore", invalid="ignore"):
             above = signal / np.sqrt(norm) > detection.thresh
     else:
-        smoothed = data if weights is None else filtered(data, weights)
-        level = detection.thresh if noise is None else detection.thresh * noise
-        above = smoothed > level
-        del smoothed, level
-    del data, noise
-    above &= segmap == 0
-    labels, _ = ndimage.label(above, structure=np.ones((3, 3), dtype=bool))
-    small = (np.bincount(labels.ravel()) < detection.minarea)[labels]
-    del labels
-    small &= above
-    return small
+        above = smoothed > (detection.thresh if noise is None else detection.thresh * noise)
+    return above, smoothed
+
+
+def outside_groups(above, segmap):
+    """The 8-connected groups of threshold pixels outside every object: (labels, sizes)."""
+    from scipy import ndimage
+    groups, count = ndimage.label(above & (segmap == 0), structure=np.ones((3, 3), dtype=bool))
+    flat = groups.ravel()
+    return groups, np.bincount(flat[np.flatnonzero(flat)], minlength=count + 1)
+
+
+def small_detections(data_sub, mask, err, kernel, detection, segmap):
+    """The pixels of the detections smaller than DETECT_MINAREA (SExtractor blanks them
+    too in MASK_TYPE CORRECT and BLANK; those of the detections CLEAN removed are not
+    among them: SExtractor puts them back)."""
+    above, _ = threshold_pixels(data_sub, mask, err, kernel, detection)
+    groups, sizes = outside_groups(above, segmap)
+    return undersized(groups, sizes, detection.minarea)
+
+
+def undersized(groups, sizes, minarea):
+    """The pixels of the groups smaller than minarea."""
+    small = sizes < minarea
+    small[0] = False
+    return small[groups]
 
 
 def auto_photometry(data_sub, objects, mask, err, gain, kron_factor, kron_min_radius,
@@ -565,8 +584,18 @@ def extract_sources(image, mask, kernel, back_size, back_filtersize, detection, 
     else:
         err = detect_err = error_for(detection.err_model, bkg)
     objects, segmap = detect(data_sub, mask, detect_err, kernel, detection)
-    others = None if photometry.mask_type == "none" or not len(objects) else \
-        small_detections(data_sub, mask, detect_err, kernel, detection, segmap)
+    others, merged_pixels = None, None
+    if len(objects) and (photometry.mask_type != "none" or detection.clean):
+        above, smoothed = threshold_pixels(data_sub, mask, detect_err, kernel, detection)
+        groups, sizes = outside_groups(above, segmap)
+        del above
+        if photometry.mask_type != "none":
+            others = undersized(groups, sizes, detection.minarea)
+        if detection.clean:  # SExtractor's merge of the detections CLEAN removed
+            objects, merged_pixels = merge_cleaned(
+                objects, segmap, groups, sizes, data_sub, smoothed, detection.minarea,
+                detection.clean_param)
+        del groups, smoothed
     del detect_err
     # the absolute analysis threshold, as SExtractor's CLASS_STAR takes it
     thresh = detection.thresh * (1.0 if detection.err_model == "none" and variance is None
@@ -586,6 +615,8 @@ def extract_sources(image, mask, kernel, back_size, back_filtersize, detection, 
         reach = (1, 1) if kernel is None else np.shape(kernel)
         catalog["FLAGS_WEIGHT"] = weight_flags(segmap, still_bad, len(objects), reach)
     dtype = image.data.dtype
+    if merged_pixels is not None:
+        segmap = give_pixels(segmap, merged_pixels)
     return Extraction(catalog, notes, background, lambda: bkg.rms(dtype=dtype),
                       segmap, data_sub, mask)
 
@@ -596,8 +627,7 @@ def detection_noise(variance, bad, kernel, filter_type, err):
     the threshold rises next to them. sep's matched filter weighs the noise itself."""
     if kernel is None or filter_type != "conv":
         return err
-    weights = np.asarray(kernel, dtype=np.float64)
-    noise = filtered_with_bad(variance, weights / np.abs(weights).sum(), bad, BAD_VARIANCE)
+    noise = filtered_with_bad(variance, normalised(kernel), bad, BAD_VARIANCE)
     np.maximum(noise, 0, out=noise)
     return np.sqrt(noise, out=noise).astype(err.dtype, copy=False)
 

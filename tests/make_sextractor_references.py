@@ -31,9 +31,10 @@ sextractor_mask.param, MASK_TYPE CORRECT (SExtractor's default: other detections
 replaced by their mirror image) and BLANK (set to zero):
 - sextractor_mask_correct.cat, sextractor_mask_blank.cat.
 
-Crowding (FLAGS bit 1) and MAG_BEST: sep_image.fits with sextractor_dual.sex, deblending on
-(DEBLEND_MINCONT 0.005), MASK_TYPE CORRECT, the columns of sextractor_crowded.param:
-- sextractor_crowded.cat.
+Crowding (FLAGS bit 1), MAG_BEST and CLEAN's merge: sep_image.fits with sextractor_dual.sex,
+MASK_TYPE CORRECT, the columns of sextractor_crowded.param:
+- sextractor_crowded.cat: deblending on (DEBLEND_MINCONT 0.005);
+- sextractor_clean.cat: deblending off (its segmentation map: sextractor_clean_seg.fits).
 """
 
 import os
@@ -122,6 +123,9 @@ def interpolation_references():
 def crowding_reference():
     sextractor("sep_image.fits", "sextractor_crowded.cat", "-PARAMETERS_NAME",
                "sextractor_crowded.param", "-MASK_TYPE", "CORRECT", "-DEBLEND_MINCONT", "0.005")
+    sextractor("sep_image.fits", "sextractor_clean.cat", "-PARAMETERS_NAME",
+               "sextractor_crowded.param", "-MASK_TYPE", "CORRECT", "-CHECKIMAGE_TYPE",
+               "SEGMENTATION", "-CHECKIMAGE_NAME", "sextractor_clean_seg.fits")
 
 
 def mask_type_references():
