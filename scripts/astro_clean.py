@@ -35,7 +35,7 @@ def area_corrections(objects, segmap, image, wanted):
         abcor = np.where(darea < 0, darea, -1.0) / (
             2 * np.pi * np.log(np.where(ratio < 1.0, ratio, 0.99)) * objects["a"]
             * objects["b"])
-    return np.where(ratio > 0, np.minimum(np.nan_to_num(abcor, nan=1.0), 1.0), 1.0)
+    return np.where(wanted & (ratio > 0), np.minimum(np.nan_to_num(abcor, nan=1.0), 1.0), 1.0)
 
 
 def group_properties(groups, chosen, image, smoothed):
