@@ -105,6 +105,32 @@ def ellipse_boxes(x, y, a, b, theta, r, shape):
     return x0, x1, y0, y1
 
 
+def apertures_beyond_image(x, y, a, b, theta, r, shape):
+    """SExtractor's OBJ_APERT_PB test (src/photom.c): the box SExtractor scans for an
+    ellipse of semi-axes r a, r b, [RINT(x - dx), RINT(x + dx) + 1) with dx = r / sqrt(cxx -
+    cxy^2 / 4 cyy) (likewise in y), reaches beyond the image."""
+    import sep
+    cxx, cyy, cxy = sep.ellipse_coeffs(a, b, theta)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        across_x, across_y = cxx - cxy * cxy / (4 * cyy), cyy - cxy * cxy / (4 * cxx)
+        dx = np.where(across_x > 0, r / np.sqrt(across_x), 0.0)
+        dy = np.where(across_y > 0, r / np.sqrt(across_y), 0.0)
+    ny, nx = shape
+    # SExtractor's RINT(v) is (int) floor(v + 0.5)
+    return ((np.floor(x - dx + 0.5) < 0) | (np.floor(x + dx + 0.5) + 1 > nx)
+            | (np.floor(y - dy + 0.5) < 0) | (np.floor(y + dy + 0.5) + 1 > ny))
+
+
+def growth_curve_beyond_image(x, y, a, shape):
+    """SExtractor's OBJ_APERT_PB test of the growth curve FLUX_RADIUS is read from
+    (src/growth.c): the circle of radius 6 A + 1.5 around the object, its box
+    [(int)(x - r + 0.499999), (int)(x + r + 1.499999)) (C's truncation), leaves the image."""
+    ny, nx = shape
+    r = 6.0 * np.asarray(a, dtype=np.float64) + 1.5
+    return ((np.trunc(x - r + 0.499999) < 0) | (np.trunc(x + r + 1.499999) > nx)
+            | (np.trunc(y - r + 0.499999) < 0) | (np.trunc(y + r + 1.499999) > ny))
+
+
 def _box_counts(table, x0, x1, y0, y1):
     return table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]
 

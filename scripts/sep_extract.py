@@ -26,9 +26,9 @@ from astro_images import (  # noqa: E402
     read_image, read_image_argument, require_same_shape, write_fits_image,
 )
 from astro_photometry import (  # noqa: E402
-    choose_zeropoint, crowded_objects, estimate_background, isophotal_corrected_fluxes,
-    magnitudes, MASK_TYPES, masked_pixel_corrections, run_sep, sums_with_errors,
-    weight_gain_map,
+    apertures_beyond_image, choose_zeropoint, crowded_objects, estimate_background,
+    growth_curve_beyond_image, isophotal_corrected_fluxes, magnitudes, MASK_TYPES,
+    masked_pixel_corrections, run_sep, sums_with_errors, weight_gain_map,
 )
 from astro_weights import (  # noqa: E402,I100
     choose_hdu, combine_flags, filtered, filtered_with_bad, FLAG_HDU_NAMES, FLAG_TYPES,
@@ -335,7 +335,9 @@ def auto_photometry(data_sub, objects, mask, err, gain, kron_factor, kron_min_ra
     poisson_map: the per-pixel Poisson term of a weighted image
     (astro_photometry.weight_gain_map), instead of gain. others: pixels of detections that
     are not objects (small_detections), blanked as the objects' are. Returns (KRON_RADIUS,
-    FLUX_AUTO, FLUXERR_AUTO, sep's aperture flags, crowded: SExtractor's FLAGS bit 1).
+    FLUX_AUTO, FLUXERR_AUTO, and SExtractor's FLAGS bits 16, aperture incomplete: the box
+    of either ellipse or of FLUX_RADIUS's growth curve reaches beyond the image, and 1,
+    crowded).
     """
     import sep
     x, y, a, b, theta = (objects[k] for k in ("x", "y", "a", "b", "theta"))
@@ -343,8 +345,8 @@ def auto_photometry(data_sub, objects, mask, err, gain, kron_factor, kron_min_ra
         "segmap": segmap, "seg_id": np.arange(1, len(x) + 1, dtype=np.int32)}
     kron_mask = mask if others is None or mask_type == "none" else (
         others if mask is None else (mask | others))
-    kron, kron_flags = sep.kron_radius(data_sub, x, y, a, b, theta, KRON_MEASURE_RADIUS,
-                                       mask=kron_mask, **neighbours)
+    kron, _ = sep.kron_radius(data_sub, x, y, a, b, theta, KRON_MEASURE_RADIUS,
+                              mask=kron_mask, **neighbours)
     kron = np.maximum(kron_factor * np.nan_to_num(kron), kron_min_radius)
     ellipses = (x, y, a, b, theta, kron)
     blanked = kron_mask if mask_type == "none" or segmap is None else (
@@ -353,7 +355,7 @@ def auto_photometry(data_sub, objects, mask, err, gain, kron_factor, kron_min_ra
                               (KRON_MEASURE_RADIUS, kron))
     del blanked
     # nothing masked and no total-flux gain term yet: both follow the corrections
-    flux, flux_err, flux_flags = sums_with_errors(
+    flux, flux_err, _ = sums_with_errors(
         sep.sum_ellipse, data_sub, ellipses, err, None, poisson_map, subpix=1)
     flux_variance = np.square(flux_err)
     if segmap is not None:
@@ -365,20 +367,24 @@ def auto_photometry(data_sub, objects, mask, err, gain, kron_factor, kron_min_ra
     if poisson_map is None and gain:
         flux_variance += np.maximum(flux, 0) / gain
     flux_err = np.sqrt(np.maximum(flux_variance, 0))
-    return kron, flux, flux_err, kron_flags | flux_flags, crowded
+    shape = data_sub.shape
+    incomplete = apertures_beyond_image(x, y, a, b, theta, KRON_MEASURE_RADIUS, shape) | \
+        apertures_beyond_image(x, y, a, b, theta, kron, shape) | \
+        growth_curve_beyond_image(x, y, a, shape)   # FLUX_RADIUS's, always in the catalog
+    return kron, flux, flux_err, incomplete, crowded
 
 
-def sextractor_flags(objects, aperture_flags, saturated, crowded):
+def sextractor_flags(objects, incomplete, saturated, crowded):
     """SExtractor's FLAGS bits: 1 crowded (blanked neighbours or bad pixels over 10 % of the
     AUTO aperture or of the ellipse its Kron radius is measured in), 2 blended, 4
     saturated, 8 truncated at the image edge, 16 AUTO aperture incomplete, 64 deblending
-    overflow; bits 2, 8, 16 and 64 from sep's flags."""
+    overflow; bits 2, 8 and 64 from sep's flags."""
     import sep
     flags = np.where(crowded, FLAG_CROWDED, 0).astype(np.int64)
     flags |= np.where(objects["flag"] & sep.OBJ_MERGED, FLAG_BLENDED, 0)
     flags |= np.where(saturated, FLAG_SATURATED, 0)
     flags |= np.where(objects["flag"] & sep.OBJ_TRUNC, FLAG_TRUNCATED, 0)
-    flags |= np.where(aperture_flags & sep.APER_TRUNC, FLAG_APERTURE_INCOMPLETE, 0)
+    flags |= np.where(incomplete, FLAG_APERTURE_INCOMPLETE, 0)
     flags |= np.where(objects["flag"] & sep.OBJ_DOVERFLOW, FLAG_DEBLEND_OVERFLOW, 0)
     return flags
 
@@ -410,7 +416,7 @@ def build_catalog(image, data_sub, background, objects, segmap, mask, err, photo
         return Catalog((name, np.zeros(0)) for name in CATALOG_COLUMNS), []
     p = photometry
     x, y, a, b = objects["x"], objects["y"], objects["a"], objects["b"]
-    kron, flux_auto, flux_err, aper_flags, crowded = auto_photometry(
+    kron, flux_auto, flux_err, incomplete, crowded = auto_photometry(
         data_sub, objects, mask, err, p.gain or None, p.kron_factor, p.kron_min_radius,
         poisson_map, segmap, p.mask_type, others)
     half_light, _ = sep.flux_radius(data_sub, x, y, KRON_MEASURE_RADIUS * a, 0.5,
@@ -424,7 +430,7 @@ def build_catalog(image, data_sub, background, objects, segmap, mask, err, photo
     best = magnitudes(np.where(crowded, isophotal_corrected_fluxes(
         objects["flux"], objects["npix"], objects["thresh"]), flux_auto), p.zeropoint)
     saturated = saturated_objects(image.data, segmap, count, p.saturation)
-    flags = sextractor_flags(objects, aper_flags, saturated, crowded)
+    flags = sextractor_flags(objects, incomplete, saturated, crowded)
     with np.errstate(divide="ignore", invalid="ignore"):
         elongation = np.where(b > 0, a / np.where(b > 0, b, 1.0), 1.0)
         snr = np.where(flux_err > 0, flux_auto / flux_err, 0.0)
