@@ -76,14 +76,16 @@ def group_properties(groups, chosen, image, smoothed):
 def swallowing_objects(objects, segmap, image, removed, clean_param):
     """For each removed detection, the index of the object that swallowed it (-1: none
     brighter within the clean zone): the highest profile at its barycentre."""
-    from scipy.spatial import cKDTree
-    tree = cKDTree(np.column_stack([objects["x"], objects["y"]]))
-    widest = float(objects["a"].max())
+    # the objects within reach in x, from the objects sorted by x (no scipy.spatial import:
+    # there are few removed detections)
+    by_x = np.argsort(objects["x"], kind="stable")
+    sorted_x = objects["x"][by_x]
+    reach = CLEAN_ZONE * (removed["a"] + float(objects["a"].max())) + 1.0
+    first = np.searchsorted(sorted_x, removed["x"] - reach, side="left")
+    last = np.searchsorted(sorted_x, removed["x"] + reach, side="right")
     candidates = []
-    for k, near in enumerate(tree.query_ball_point(
-            np.column_stack([removed["x"], removed["y"]]),
-            CLEAN_ZONE * (removed["a"] + widest) + 1.0)):
-        near = np.asarray(near, dtype=np.int64)
+    for k in range(len(removed["x"])):
+        near = by_x[first[k]:last[k]]
         dx, dy = objects["x"][near] - removed["x"][k], objects["y"][near] - removed["y"][k]
         close = (dx * dx + dy * dy <= np.square(objects["a"][near] + removed["a"][k])
                  * CLEAN_ZONE ** 2) & (objects["cflux"][near] > removed["cflux"][k])

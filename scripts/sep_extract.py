@@ -280,14 +280,16 @@ def threshold_pixels(data_sub, mask, err, kernel, detection):
     filtered as sep filters it): the image filtered with the normalised kernel (zero
     beyond the edges, masked pixels 0) against thresh x the noise, or sep's matched
     filter against thresh."""
+    if mask is not None and not mask.any():
+        mask = None
     data = data_sub if mask is None else np.where(mask, 0, data_sub).astype(np.float32)
     noise = None if err is None else np.asarray(err, dtype=np.float32)
-    if noise is not None and noise.ndim and mask is not None:
-        noise = np.where(mask, np.inf, noise)
     weights = None if kernel is None else normalised(kernel)
     smoothed = data if weights is None else filtered(data, weights)
     if weights is not None and detection.filter_type == "matched" and noise is not None \
             and noise.ndim:
+        if mask is not None:
+            noise = np.where(mask, np.inf, noise)
         with np.errstate(divide="ignore"):
             inverse = np.where(noise > 0, 1.0 / np.square(noise), 0).astype(np.float32)
         signal = filtered(data * inverse, weights)
@@ -295,8 +297,16 @@ def threshold_pixels(data_sub, mask, err, kernel, detection):
         del inverse
         with np.errstate(divide="ignore", invalid="ignore"):
             above = signal / np.sqrt(norm) > detection.thresh
-    else:
+    elif noise is None or not noise.ndim:
         above = smoothed > (detection.thresh if noise is None else detection.thresh * noise)
+    else:  # band by band: no full-size temporary for thresh x noise
+        above = np.empty(smoothed.shape, dtype=bool)
+        for start in range(0, smoothed.shape[0], 256):
+            rows = slice(start, start + 256)
+            np.greater(smoothed[rows], np.float32(detection.thresh) * noise[rows],
+                       out=above[rows])
+        if mask is not None:   # a masked pixel's noise counts as infinite
+            above &= ~mask
     return above, smoothed
 
 
