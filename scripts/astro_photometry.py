@@ -94,31 +94,29 @@ def choose_zeropoint(given, header):
 MASK_TYPES = ("correct", "blank", "none")  # SExtractor's MASK_TYPE (default CORRECT)
 
 
+def _box_edges(x, y, a, b, theta, r):
+    """The box SExtractor scans for each ellipse of semi-axes r*a, r*b (src/photom.c):
+    [RINT(x - hx), RINT(x + hx) + 1) and likewise in y, RINT(v) being floor(v + 0.5);
+    not clipped to the image."""
+    half_x, half_y = ellipse_bounds(r * a, r * b, np.degrees(theta))
+    return (np.floor(x - half_x + 0.5), np.floor(x + half_x + 0.5) + 1,
+            np.floor(y - half_y + 0.5), np.floor(y + half_y + 0.5) + 1)
+
+
 def ellipse_boxes(x, y, a, b, theta, r, shape):
     """Pixel bounds [x0, x1) and [y0, y1) of each ellipse of semi-axes r*a, r*b."""
-    half_x, half_y = ellipse_bounds(r * a, r * b, np.degrees(theta))
     ny, nx = shape
-    x0 = np.clip(np.floor(x - half_x + 0.5), 0, nx).astype(np.int64)
-    x1 = np.clip(np.floor(x + half_x + 0.5) + 1, 0, nx).astype(np.int64)
-    y0 = np.clip(np.floor(y - half_y + 0.5), 0, ny).astype(np.int64)
-    y1 = np.clip(np.floor(y + half_y + 0.5) + 1, 0, ny).astype(np.int64)
-    return x0, x1, y0, y1
+    x0, x1, y0, y1 = _box_edges(x, y, a, b, theta, r)
+    return tuple(np.clip(edge, 0, size).astype(np.int64)
+                 for edge, size in ((x0, nx), (x1, nx), (y0, ny), (y1, ny)))
 
 
 def apertures_beyond_image(x, y, a, b, theta, r, shape):
-    """SExtractor's OBJ_APERT_PB test (src/photom.c): the box SExtractor scans for an
-    ellipse of semi-axes r a, r b, [RINT(x - dx), RINT(x + dx) + 1) with dx = r / sqrt(cxx -
-    cxy^2 / 4 cyy) (likewise in y), reaches beyond the image."""
-    import sep
-    cxx, cyy, cxy = sep.ellipse_coeffs(a, b, theta)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        across_x, across_y = cxx - cxy * cxy / (4 * cyy), cyy - cxy * cxy / (4 * cxx)
-        dx = np.where(across_x > 0, r / np.sqrt(across_x), 0.0)
-        dy = np.where(across_y > 0, r / np.sqrt(across_y), 0.0)
+    """SExtractor's OBJ_APERT_PB test (src/photom.c): the box it scans for an ellipse of
+    semi-axes r a, r b reaches beyond the image."""
     ny, nx = shape
-    # SExtractor's RINT(v) is (int) floor(v + 0.5)
-    return ((np.floor(x - dx + 0.5) < 0) | (np.floor(x + dx + 0.5) + 1 > nx)
-            | (np.floor(y - dy + 0.5) < 0) | (np.floor(y + dy + 0.5) + 1 > ny))
+    x0, x1, y0, y1 = _box_edges(x, y, a, b, theta, r)
+    return (x0 < 0) | (x1 > nx) | (y0 < 0) | (y1 > ny)
 
 
 def growth_curve_beyond_image(x, y, a, shape):

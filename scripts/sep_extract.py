@@ -318,17 +318,10 @@ def outside_groups(above, segmap):
     return groups, np.bincount(flat[np.flatnonzero(flat)], minlength=count + 1)
 
 
-def small_detections(data_sub, mask, err, kernel, detection, segmap):
-    """The pixels of the detections smaller than DETECT_MINAREA (SExtractor blanks them
-    too in MASK_TYPE CORRECT and BLANK; those of the detections CLEAN removed are not
-    among them: SExtractor puts them back)."""
-    above, _ = threshold_pixels(data_sub, mask, err, kernel, detection)
-    groups, sizes = outside_groups(above, segmap)
-    return undersized(groups, sizes, detection.minarea)
-
-
 def undersized(groups, sizes, minarea):
-    """The pixels of the groups smaller than minarea."""
+    """The pixels of the groups smaller than minarea: the detections smaller than
+    DETECT_MINAREA, which SExtractor blanks too in MASK_TYPE CORRECT and BLANK (those of
+    the detections CLEAN removed are larger: SExtractor puts them back)."""
     small = sizes < minarea
     small[0] = False
     return small[groups]
@@ -344,7 +337,7 @@ def auto_photometry(data_sub, objects, mask, err, gain, kron_factor, kron_min_ra
     replaced as SExtractor's MASK_TYPE says (astro_photometry.masked_pixel_corrections).
     poisson_map: the per-pixel Poisson term of a weighted image
     (astro_photometry.weight_gain_map), instead of gain. others: pixels of detections that
-    are not objects (small_detections), blanked as the objects' are. Returns (KRON_RADIUS,
+    are not objects (undersized), blanked as the objects' are. Returns (KRON_RADIUS,
     FLUX_AUTO, FLUXERR_AUTO, and SExtractor's FLAGS bits 16, aperture incomplete: the box
     of either ellipse or of FLUX_RADIUS's growth curve reaches beyond the image, and 1,
     crowded).

@@ -498,7 +498,9 @@ def test_small_detections_are_sep_s_own_threshold(filter_type, noise):
     _, above = sep_extract.detect(data, mask, err, kernel, every)
     expected = (np.bincount(above.ravel()) < detection.minarea)[above] & (above > 0) \
         & (segmap == 0)
-    found = sep_extract.small_detections(data, mask, err, kernel, detection, segmap)
+    above, _ = sep_extract.threshold_pixels(data, mask, err, kernel, detection)
+    groups, sizes = sep_extract.outside_groups(above, segmap)
+    found = sep_extract.undersized(groups, sizes, detection.minarea)
     assert expected.sum() > 100
     np.testing.assert_array_equal(found, expected)
 
