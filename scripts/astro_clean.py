@@ -11,9 +11,60 @@ object with at least DETECT_MINAREA pixels, and it goes to the brighter object w
 clean zone whose extrapolated profile is the highest at its barycentre.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 CLEAN_ZONE = 10.0  # SExtractor tests the neighbours within CLEAN_ZONE x (A + A')
+
+
+class PixelGroups(NamedTuple):
+    """8-connected groups of a sparse set of pixels: their flat indices in raster order,
+    each pixel's group label (from 1, numbered in raster order of the groups' first
+    pixels, as scipy.ndimage.label numbers them), the size of each label (0 for label 0)
+    and the image's shape."""
+    index: np.ndarray
+    labels: np.ndarray
+    sizes: np.ndarray
+    shape: tuple
+
+
+def pixel_groups(index, shape):
+    """PixelGroups of the pixels of an image of that shape at the flat indices (sorted).
+    Only those pixels are worked on: the neighbours are found by binary search among
+    them and the groups by scipy.sparse.csgraph, so the cost follows their count, not
+    the image's size."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    width = shape[1]
+    count = len(index)
+    if not count:
+        return PixelGroups(index, np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64),
+                           tuple(shape))
+    column = index % width
+    tails, heads = [], []
+    # the neighbours already passed in raster order: left, upper left, up, upper right
+    for step, allowed in ((1, column > 0), (width + 1, column > 0), (width, None),
+                          (width - 1, column < width - 1)):
+        wanted = index - step
+        found = np.minimum(np.searchsorted(index, wanted), count - 1)
+        hit = index[found] == wanted
+        if allowed is not None:
+            hit &= allowed
+        tails.append(np.flatnonzero(hit))
+        heads.append(found[hit])
+    tails, heads = np.concatenate(tails), np.concatenate(heads)
+    graph = coo_matrix((np.ones(len(tails), dtype=np.int8), (tails, heads)),
+                       shape=(count, count))
+    _, component = connected_components(graph, directed=False)
+    # number the groups by their first pixel, in raster order
+    first = np.full(component.max() + 1, count, dtype=np.int64)
+    np.minimum.at(first, component, np.arange(count))
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(1, len(first) + 1)
+    labels = rank[component]
+    return PixelGroups(index, labels, np.bincount(labels, minlength=len(first) + 1),
+                       tuple(shape))
 
 
 def area_corrections(objects, segmap, image, wanted):
@@ -40,18 +91,17 @@ def area_corrections(objects, segmap, image, wanted):
 
 def group_properties(groups, chosen, image, smoothed):
     """Flux, filtered flux, barycentre (weighted by the filtered image, as sep's), the
-    semi-major axis, pixel count and peak of each chosen group label, and the flat
-    indices of their pixels with the position of their group in chosen."""
-    flat = groups.ravel()
-    index = np.flatnonzero(flat)
-    position = np.full(int(chosen.max()) + 1 if len(chosen) else 1, -1, dtype=np.int64)
+    semi-major axis, pixel count and peak of each chosen group label of PixelGroups (the
+    filtered image at their pixels: smoothed), and the flat indices of their pixels with
+    the position of their group in chosen."""
+    position = np.full(len(groups.sizes), -1, dtype=np.int64)
     position[chosen] = np.arange(len(chosen))
-    labels = flat[index]
-    which = np.where(labels < len(position), position[np.minimum(labels, len(position) - 1)],
-                     -1)
-    index, which = index[which >= 0], which[which >= 0]
-    y, x = np.divmod(index, groups.shape[1])
-    weight = smoothed.ravel()[index].astype(np.float64)
+    which = position[groups.labels]
+    inside = which >= 0
+    index, which = groups.index[inside], which[inside]
+    height, width = groups.shape
+    y, x = np.divmod(index, width)
+    weight = smoothed[inside].astype(np.float64)
     count = len(chosen)
 
     def total(values):
@@ -65,7 +115,7 @@ def group_properties(groups, chosen, image, smoothed):
     major = np.sqrt(np.maximum((xx + yy) / 2 + np.sqrt(((xx - yy) / 2) ** 2 + xy ** 2), 0))
     peak = np.full(count, -np.inf)
     np.maximum.at(peak, which, image.ravel()[index])
-    edge = (x == 0) | (y == 0) | (x == groups.shape[1] - 1) | (y == groups.shape[0] - 1)
+    edge = (x == 0) | (y == 0) | (x == width - 1) | (y == height - 1)
     return {"index": index, "which": which,
             "flux": total(image.ravel()[index].astype(np.float64)), "cflux": cflux,
             "x": mx, "y": my, "a": np.nan_to_num(major),
@@ -112,13 +162,14 @@ def swallowing_objects(objects, segmap, image, removed, clean_param):
     return eater
 
 
-def merge_cleaned(objects, segmap, groups, sizes, image, smoothed, minarea, clean_param):
+def merge_cleaned(objects, segmap, groups, image, smoothed, minarea, clean_param):
     """(objects with the removed detections merged in, (flat indices, labels) of the
-    pixels the segmentation map to write gives to their new owner). groups, sizes: the
-    labelled groups of threshold pixels outside every object and their sizes; image: the
-    background-subtracted image; smoothed: it filtered as sep detects on it."""
+    pixels the segmentation map to write gives to their new owner). groups: the
+    PixelGroups of the threshold pixels outside every object; image: the
+    background-subtracted image; smoothed: it filtered as sep detects on it, at the
+    groups' pixels."""
     import sep
-    chosen = np.flatnonzero(sizes >= minarea)
+    chosen = np.flatnonzero(groups.sizes >= minarea)
     chosen = chosen[chosen > 0]
     none = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=segmap.dtype))
     if not len(chosen) or not len(objects):

@@ -60,89 +60,86 @@ BACK_PEARSON = 2.5  # mode = 2.5 median - 1.5 mean
 _LEVEL_STEP = np.sqrt(2 / np.pi) * QUANTIF_NSIGMA / QUANTIF_AMIN
 
 
-def _masked_mean_sigma(values, squares, where):
-    """Per row: the mean and sigma (sqrt of E[x^2] - mean^2, 0 if not positive) of the
-    float64 values (and their squares) where `where`; (mean, sigma, count)."""
-    count = np.count_nonzero(where, axis=1)
-    total = np.maximum(count, 1)
-    weight = where.astype(np.float64)
-    mean = np.einsum("ij,ij->i", values, weight) / total
-    variance = np.einsum("ij,ij->i", squares, weight) / total - mean * mean
-    return mean, np.sqrt(np.where(variance > 0, variance, 0.0)), count
-
-
-def _quantisations(values, squares, where):
-    """Per row (mesh): (mean, levels, step, zero) of its histogram, from its clipped
-    values: SExtractor's QUANTIF_NSIGMA 5 sigma either side in up to 4096 levels."""
-    mean, sigma, count = _masked_mean_sigma(values, squares, where)
-    levels = np.minimum((_LEVEL_STEP * count + 1).astype(np.int64), QUANTIF_NMAXLEVELS)
-    step = np.where(sigma > 0, 2 * QUANTIF_NSIGMA * sigma / levels, 1.0).astype(np.float32)
-    return mean, levels, step, (mean - QUANTIF_NSIGMA * sigma).astype(np.float32)
-
-
-def _bins(values, step, zero, levels):
-    """Histogram bins of float32 values per row, in float32 and truncated towards zero as
-    C does; -1 (NaN included) or `levels` when outside."""
-    offset = np.float32(0.499999) - zero / step
-    index = values / step[:, None]
-    index += offset[:, None]
-    np.trunc(index, out=index)
-    np.fmax(index, np.float32(-1), out=index)      # fmax turns NaN into -1
-    np.minimum(index, levels[:, None].astype(np.float32), out=index)
-    return index.astype(np.int32)
-
-
-def _meshes(values, box, fill):
-    """A band of background meshes (rows of `box` pixels) as (meshes, pixels), row by
-    row of meshes; the meshes at the right and bottom edges padded with fill."""
+def _mesh_view(values, box, fill):
+    """Rows of background meshes as a (mesh rows, box, mesh columns, box) view of the
+    values (a copy padded with fill only when the meshes at the right or bottom edge are
+    partial)."""
     height, width = values.shape
     rows, columns = (height - 1) // box + 1, (width - 1) // box + 1
     if (height, width) != (rows * box, columns * box):
         padded = np.full((rows * box, columns * box), fill, dtype=values.dtype)
         padded[:height, :width] = values
         values = padded
-    return values.reshape(rows, box, columns, box).transpose(0, 2, 1, 3).reshape(
-        rows * columns, box * box)
+    return values.reshape(rows, box, columns, box)
 
 
-def _histograms(bins, valid, levels):
-    """One histogram per row (mesh) of the valid bins, as (meshes, the widest levels + 1):
-    the column after each mesh's last level is 0."""
-    width = int(levels.max()) + 1
-    flat = np.where(valid, bins, width - 1).astype(np.int64)   # the last column: dropped
-    flat += (np.arange(len(bins), dtype=np.int64) * width)[:, None]
-    counts = np.bincount(flat.ravel(), minlength=len(bins) * width).reshape(len(bins), width)
-    counts[:, -1] = 0
-    return counts
+def _mesh_moments(values, where):
+    """Per mesh of a mesh view: (mean, sigma, count) of the values where `where`, summed
+    in float64 (sigma: sqrt of E[x^2] - mean^2, 0 if not positive). The others count as
+    0, so NaN among them is never summed."""
+    count = np.count_nonzero(where, axis=(1, 3))
+    kept = np.where(where, values, np.float64(0))
+    total = np.maximum(count, 1)
+    mean = np.einsum("ijkl->ik", kept) / total
+    variance = np.einsum("ijkl,ijkl->ik", kept, kept) / total - mean * mean
+    return mean, np.sqrt(np.where(variance > 0, variance, 0.0)), count
 
 
-def histogram_modes(counts, levels, start_mean, step, zero):
-    """(background, sigma) of meshes from their histograms (a row of `counts` each, the
-    first levels[i] bins used, 0 after them, at least one 0 column at the end), as
-    SExtractor's backguess(): +-3 sigma clipping around the median until sigma settles
-    (at most 100 times), then the mode as 2.5 median - 1.5 mean (the median alone when
-    the two differ by 0.3 sigma or more).
-    Cumulative sums once, so each clipping step costs a few operations per mesh."""
-    count, width = counts.shape
+def _quantisation(mean, sigma, count):
+    """A mesh histogram's (levels, step, zero) from its clipped mean and sigma:
+    SExtractor's QUANTIF_NSIGMA 5 sigma either side in up to 4096 levels."""
+    levels = np.minimum((_LEVEL_STEP * count + 1).astype(np.int64), QUANTIF_NMAXLEVELS)
+    step = np.where(sigma > 0, 2 * QUANTIF_NSIGMA * sigma / levels, 1.0).astype(np.float32)
+    return levels, step, (mean - QUANTIF_NSIGMA * sigma).astype(np.float32)
+
+
+def _mesh_bins(values, step, zero, levels, valid):
+    """Histogram bins of the float32 values of a mesh view, computed in float32 and
+    truncated towards zero as C does; a spare bin, `levels.max() + 1`, where not valid or
+    outside the mesh's own levels (NaN included). Returns (bins as int16, in range)."""
+    per_mesh = (slice(None), None, slice(None), None)
+    index = values / step[per_mesh]
+    index += (np.float32(0.499999) - zero / step)[per_mesh]
+    np.trunc(index, out=index)
+    inside = valid & (index >= 0) & (index < levels[per_mesh].astype(np.float32))
+    bins = np.where(inside, index, np.float32(levels.max() + 1)).astype(np.int16)
+    return bins, inside
+
+
+def _sorted_per_mesh(bins):
+    """The bins of a mesh view as (meshes, pixels), each mesh's bins in ascending order:
+    what the median walk and the moments of each clipping step are read from."""
+    rows, box, columns, _ = bins.shape
+    per_mesh = bins.transpose(0, 2, 1, 3).reshape(rows * columns, box * box)
+    return np.sort(per_mesh, axis=1)
+
+
+def histogram_modes(bins, levels, start_mean, step, zero):
+    """(background, sigma) of meshes from their histograms, as SExtractor's backguess():
+    +-3 sigma clipping around the median until sigma settles (at most 100 times), then
+    the mode as 2.5 median - 1.5 mean (the median alone when the two differ by 0.3 sigma
+    or more). Each histogram is given as its mesh's pixels' bins in ascending order (a
+    row of `bins` each; bins >= levels[i] are not counted): a bin's cumulative count is
+    a position in its row, found by searchsorted, and the moments of a range of bins are
+    differences of two cumulative sums, so each clipping step costs a few operations
+    per mesh."""
+    count, width = bins.shape
     rows = np.arange(count)
-    index = np.arange(width, dtype=np.float64)
-    number = np.zeros((count, width + 1), dtype=np.int64)   # counts below each bin
-    np.cumsum(counts, axis=1, out=number[:, 1:])
-    moment = np.multiply(counts, index)   # float64: exact, as the sums stay below 2^53
-    first = np.zeros((count, width + 1))
-    np.cumsum(moment, axis=1, out=first[:, 1:])
-    moment *= index
-    second = np.zeros((count, width + 1))
-    np.cumsum(moment, axis=1, out=second[:, 1:])
-    del moment
-    # SExtractor's median walk takes bins from the low end of [lcut, hcut] while their sum
-    # is below the high end's, else from the high end; it stops at the first k >= lcut
-    # whose count up to k plus the one up to k - 1, counted from lcut, reaches the total
-    # (checked against the walk itself in the tests). pair is nondecreasing along a row;
-    # shifted by row, one searchsorted serves every mesh.
-    pair = number[:, 1:] + number[:, :-1]
-    shift = 2 * int(number[:, -1].max()) + 2
-    flat = (pair + rows[:, None] * shift).ravel()
+    starts = rows * width                          # the flat position of each row's start
+    offsets = rows * (int(bins.max()) + 2)         # rows apart, so one search serves all
+    flat = (bins.astype(np.int64) + offsets[:, None]).ravel()
+    first = np.zeros(flat.size + 1, dtype=np.int64)   # integers: the sums are exact
+    np.cumsum(bins, axis=None, dtype=np.int64, out=first[1:])
+    squares = bins.astype(np.int64)
+    squares *= squares
+    second = np.zeros(flat.size + 1, dtype=np.int64)
+    np.cumsum(squares, axis=None, out=second[1:])
+    del squares
+
+    def position(k):
+        """Per row, the flat position of its first pixel in a bin >= k."""
+        return np.searchsorted(flat, k + offsets, side="left")
+
     top = levels - 1
     lcut, hcut = np.zeros(count, dtype=np.int64), top.astype(np.int64)
     sigma, previous = 10.0 * top, np.ones(count)
@@ -154,17 +151,27 @@ def histogram_modes(counts, levels, start_mean, step, zero):
             break
         previous = np.where(active, sigma, previous)
         end = np.maximum(hcut + 1, lcut)
-        base = number[rows, lcut]
-        total = number[rows, end] - base
-        target = total + 2 * base + rows * shift
-        k = np.maximum(np.searchsorted(flat, target, side="left") - rows * width, lcut)
-        low = number[rows, k] - base
+        at_lcut, at_end = position(lcut), position(end)
+        base, total = at_lcut - starts, at_end - at_lcut
+        # SExtractor's median walk takes bins from the low end of [lcut, hcut] while
+        # their sum is below the high end's, else from the high end; it stops at the
+        # first k >= lcut where N(k) + N(k + 1) >= total + 2 N(lcut), N(k) being the
+        # count below bin k (checked against the walk itself in the tests). As N rises,
+        # that k is the bin of the row's ceil(target / 2)-th pixel or the next one.
+        target = total + 2 * base
+        needed = (target + 1) // 2
+        candidate = np.where(needed > 0, flat[starts + np.maximum(needed, 1) - 1] - offsets, 0)
+        reached = position(candidate) + position(candidate + 1) - 2 * starts >= target
+        k = np.maximum(np.where(reached, candidate, candidate + 1), lcut)
+        at_k, after_k = position(k), position(k + 1)
+        before_k = np.where(k > 0, at_k - position(np.maximum(k - 1, 0)), after_k - at_k)
+        low = at_k - starts - base
         below = k - 1
-        peak = np.maximum(counts[rows, np.maximum(below, 0)], counts[rows, k])
+        peak = np.maximum(before_k, after_k - at_k)
         with np.errstate(divide="ignore", invalid="ignore"):
             split = np.where(peak > 0, (total - 2.0 * low) / (2.0 * peak), 0.0)
-            new_mean = np.where(total > 0, (first[rows, end] - first[rows, lcut]) / total, 0.0)
-            spread = np.where(total > 0, (second[rows, end] - second[rows, lcut]) / total
+            new_mean = np.where(total > 0, (first[at_end] - first[at_lcut]) / total, 0.0)
+            spread = np.where(total > 0, (second[at_end] - second[at_lcut]) / total
                               - new_mean ** 2, 0.0)
         new_median = np.where(below >= 0, below + 0.5 + split, 0.0)
         new_sigma = np.sqrt(np.where(spread > 0, spread, 0.0))
@@ -182,10 +189,11 @@ def histogram_modes(counts, levels, start_mean, step, zero):
 
 
 def histogram_mode(counts, quantisation):
-    """histogram_modes of one histogram: (background, sigma)."""
+    """histogram_modes of one histogram (counts per bin): (background, sigma)."""
     mean, levels, step, zero = quantisation
-    counts = np.append(np.asarray(counts)[:levels], 0)[None, :]
-    background, sigma = histogram_modes(counts, np.array([levels]),
+    counts = np.asarray(counts)[:levels]
+    bins = np.repeat(np.arange(len(counts)), counts)[None, :]
+    background, sigma = histogram_modes(bins, np.array([levels]),
                                         np.array([mean]), np.array([step], np.float64),
                                         np.array([zero], np.float64))
     return float(background[0]), float(sigma[0])
@@ -196,47 +204,56 @@ def _c_round(value):
     return np.trunc(np.where(value > 0, value + 0.5, value - 0.5)).astype(np.int64)
 
 
-def mesh_band_levels(data, variance, usable, box):
+def mesh_band_histograms(data, variance, usable, box):
     """For a band of rows of background meshes (a multiple of `box` rows high, or the
-    image's last rows): per mesh, the image's background and sigma and the variance
-    map's, as SExtractor's makeback() computes them with a weight map: each clipped at
-    2 sigma, a variance counted only where its image pixel is kept, then each histogram's
-    mode; NaN for meshes with under half their pixels usable or no variance inside its
-    clip. Returns (4, meshes), the meshes row by row."""
+    image's last rows), the histograms of the image and of the variance map as
+    SExtractor's makeback() makes them with a weight map: each clipped at 2 sigma, a
+    variance counted only where its image pixel is kept. Returns (usable meshes: at
+    least half their pixels usable and a variance inside its clip, then for the image and
+    for the variance, over the usable meshes: (sorted bins, levels, clipped mean, step,
+    zero)), the meshes row by row. The meshes are views of the band (no copies but for
+    partial meshes at the edges)."""
     height, width = usable.shape
-    good = _meshes(usable, box, False)
+    good = _mesh_view(usable, box, False)
     heights = np.minimum(box, height - np.arange(0, height, box))
     widths = np.minimum(box, width - np.arange(0, width, box))
-    size = np.outer(heights, widths).ravel()
-    image = _meshes(data.astype(np.float32, copy=False), box, np.float32(0))
-    noise = _meshes(variance, box, np.float32(0))
-    zero = np.float64(0)  # float64 sums; masked values 0, as NaN * 0 is NaN
-    image64, noise64 = np.where(good, image, zero), np.where(good, noise, zero)
-    image_squares, noise_squares = np.square(image64), np.square(noise64)
-    mean, sigma, count = _masked_mean_sigma(image64, image_squares, good)
+    size = np.outer(heights, widths)
+    image = _mesh_view(np.asarray(data, dtype=np.float32), box, np.float32(0))
+    noise = _mesh_view(variance, box, np.float32(0))
+    per_mesh = (slice(None), None, slice(None), None)
+    mean, sigma, count = _mesh_moments(image, good)
     low, high = (mean - 2 * sigma).astype(np.float32), (mean + 2 * sigma).astype(np.float32)
-    wmean, wsigma, _ = _masked_mean_sigma(noise64, noise_squares, good)
+    kept = good & (image >= low[per_mesh]) & (image <= high[per_mesh])
+    wmean, wsigma, _ = _mesh_moments(noise, good)
     wlow, whigh = (wmean - 2 * wsigma).astype(np.float32), (wmean + 2 * wsigma).astype(np.float32)
-    kept = good & (image >= low[:, None]) & (image <= high[:, None])
-    noise_kept = kept & (noise >= wlow[:, None]) & (noise <= whigh[:, None])
-    usable_mesh = (count >= BACK_MINGOODFRAC * size) & noise_kept.any(axis=1)
-    levels = np.full((4, len(good)), np.nan)
-    if not usable_mesh.any():
-        return levels
-    image_q = _quantisations(image64, image_squares, kept)
-    noise_q = _quantisations(noise64, noise_squares, noise_kept)
-    del image64, noise64, image_squares, noise_squares
-    bins = _bins(image, image_q[2], image_q[3], image_q[1])
-    inside = good & (bins >= 0) & (bins < image_q[1][:, None])
-    noise_bins = _bins(noise, noise_q[2], noise_q[3], noise_q[1])
-    noise_inside = inside & (noise_bins >= 0) & (noise_bins < noise_q[1][:, None])
+    noise_kept = kept & (noise >= wlow[per_mesh]) & (noise <= whigh[per_mesh])
+    usable_mesh = ((count >= BACK_MINGOODFRAC * size) & noise_kept.any(axis=(1, 3))).ravel()
     use = np.flatnonzero(usable_mesh)
-    for first, counts, (mean, nlevels, step, zero) in (
-            (0, _histograms(bins[use], inside[use], image_q[1][use]), image_q),
-            (2, _histograms(noise_bins[use], noise_inside[use], noise_q[1][use]), noise_q)):
+    histograms = []
+    valid = good
+    for values, where in ((image, kept), (noise, noise_kept)):
+        clipped_mean, clipped_sigma, clipped_count = _mesh_moments(values, where)
+        levels, step, zero = _quantisation(clipped_mean, clipped_sigma, clipped_count)
+        bins, valid = _mesh_bins(values, step, zero, levels, valid)  # the image's, then
+        histograms.append((_sorted_per_mesh(bins)[use],) + tuple(   # within them
+            part.ravel()[use] for part in (levels, clipped_mean, step, zero)))
+    return usable_mesh, histograms[0], histograms[1]
+
+
+def meshes_levels(bands):
+    """Per mesh of several bands' mesh_band_histograms: (4, meshes), the image's
+    background and sigma, the variance map's background and sigma (each histogram's
+    mode and sigma, backguess()), NaN for the meshes not usable."""
+    usable = np.concatenate([band[0] for band in bands])
+    levels = np.full((4, usable.size), np.nan)
+    use = np.flatnonzero(usable)
+    if not len(use):
+        return levels
+    for first, side in ((0, 1), (2, 2)):
+        bins, nlevels, mean, step, zero = (np.concatenate([band[side][part] for band in bands])
+                                           for part in range(5))
         levels[first:first + 2, use] = histogram_modes(
-            counts, nlevels[use], mean[use], step[use].astype(np.float64),
-            zero[use].astype(np.float64))
+            bins, nlevels, mean, step.astype(np.float64), zero.astype(np.float64))
     return levels
 
 
@@ -276,17 +293,20 @@ def _shrinking_median(values, half):
     return out
 
 
-def mesh_maps(data, variance, usable, box, filtersize, band_pixels=1 << 18):
+def mesh_maps(data, variance, usable, box, filtersize, band_pixels=1 << 18, group=2):
     """((image background, image sigma), (variance background, variance sigma)) per
     background mesh, median-filtered, as SExtractor's makeback() with a weight map. The
-    meshes are estimated a band of mesh rows at a time (about band_pixels pixels, at least
-    one row of meshes: small enough to stay in the cache)."""
+    histograms are made a band of mesh rows at a time (about band_pixels pixels, at least
+    one row of meshes: small enough to stay in the cache), their modes `group` bands at
+    a time (fewer, longer steps of the clipping loop)."""
     ny, nx = data.shape
     rows = max(1, band_pixels // (box * nx)) * box
-    levels = np.concatenate([mesh_band_levels(data[j:j + rows], variance[j:j + rows],
-                                              usable[j:j + rows], box)
-                             for j in range(0, ny, rows)], axis=1)
-    levels = levels.reshape(4, (ny - 1) // box + 1, (nx - 1) // box + 1)
+    levels = []
+    for start in range(0, ny, rows * group):
+        levels.append(meshes_levels([
+            mesh_band_histograms(data[j:j + rows], variance[j:j + rows], usable[j:j + rows], box)
+            for j in range(start, min(ny, start + rows * group), rows)]))
+    levels = np.concatenate(levels, axis=1).reshape(4, (ny - 1) // box + 1, (nx - 1) // box + 1)
     return (filter_meshes(levels[0], levels[1], filtersize),
             filter_meshes(levels[2], levels[3], filtersize))
 
@@ -302,29 +322,32 @@ def weight_scale(data, variance, usable, box, filtersize):
     return float(np.median(ratio)) if len(ratio) else 1.0
 
 
-def variance_map(values, kind, thresh, data, mask, back_size, back_filtersize):
+def variance_map(values, kind, thresh, data, mask, back_size, back_filtersize,
+                 overwrite=False):
     """(variance (float32, 0 at bad pixels), bad pixels, the rescaling factor sigfac, the
     image's sep.Background without the masked and bad pixels) of a weight map of the given
     kind, for the image `data` (mask: pixels not to use). Float32 throughout: the memory
-    stays a few times the image's."""
+    stays a few times the image's. overwrite: the values (float32) may be overwritten,
+    their memory becoming the variance."""
     import sep
     bad = bad_weight_pixels(values, kind, thresh)
     if bad.all():
         raise ToolError(f"the weight map has no usable pixel: every value is bad for "
                         f"{kind.upper()} (zero, negative, NaN or beyond the threshold)")
-    values = np.asarray(values, dtype=np.float32)
+    raw = np.asarray(values, dtype=np.float32)
+    if (raw is values and not overwrite) or not raw.flags.writeable:
+        raw = raw.copy()
     skip = bad if mask is None else (bad | mask)
     science = sep.Background(np.ascontiguousarray(data), mask=skip, bw=back_size,
                              bh=back_size, fw=back_filtersize, fh=back_filtersize)
-    raw = np.zeros(values.shape, dtype=np.float32)
     good = ~bad
     if kind == "map_rms":
-        np.square(values, out=raw, where=good)
+        np.square(raw, out=raw, where=good)
+    elif kind == "map_weight":
+        np.divide(np.float32(1.0), raw, out=raw, where=good)
+    np.copyto(raw, np.float32(0), where=bad)
+    if kind == "map_rms":
         return raw, bad, 1.0, science
-    if kind == "map_weight":
-        np.divide(np.float32(1.0), values, out=raw, where=good)
-    else:
-        np.copyto(raw, values, where=good)
     sigfac = weight_scale(data, raw, ~skip, back_size, back_filtersize)
     raw *= np.float32(sigfac ** 2)
     return raw, bad, sigfac, science

@@ -14,7 +14,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from astro_catalogs import Catalog, write_catalog  # noqa: E402
-from astro_clean import give_pixels, merge_cleaned  # noqa: E402,I100
+from astro_clean import give_pixels, merge_cleaned, pixel_groups  # noqa: E402,I100
 from astro_common import (  # noqa: E402
     between, existing_file, finite_float, log, new_parser, non_negative_float,
     non_negative_int, Outputs,
@@ -279,7 +279,8 @@ def threshold_pixels(data_sub, mask, err, kernel, detection):
     """(the pixels above the detection threshold as sep.extract applies it, the image
     filtered as sep filters it): the image filtered with the normalised kernel (zero
     beyond the edges, masked pixels 0) against thresh x the noise, or sep's matched
-    filter against thresh."""
+    filter against thresh. The arrays may be a band of rows of the image with the
+    kernel's reach above and below (outside_threshold_pixels)."""
     if mask is not None and not mask.any():
         mask = None
     data = data_sub if mask is None else np.where(mask, 0, data_sub).astype(np.float32)
@@ -297,34 +298,53 @@ def threshold_pixels(data_sub, mask, err, kernel, detection):
         del inverse
         with np.errstate(divide="ignore", invalid="ignore"):
             above = signal / np.sqrt(norm) > detection.thresh
-    elif noise is None or not noise.ndim:
-        above = smoothed > (detection.thresh if noise is None else detection.thresh * noise)
-    else:  # band by band: no full-size temporary for thresh x noise
-        above = np.empty(smoothed.shape, dtype=bool)
-        for start in range(0, smoothed.shape[0], 256):
-            rows = slice(start, start + 256)
-            np.greater(smoothed[rows], np.float32(detection.thresh) * noise[rows],
-                       out=above[rows])
+    else:
+        above = smoothed > (detection.thresh if noise is None else
+                            np.float32(detection.thresh) * noise)
         if mask is not None:   # a masked pixel's noise counts as infinite
             above &= ~mask
     return above, smoothed
 
 
+def outside_threshold_pixels(data_sub, mask, err, kernel, detection, segmap, band=128):
+    """(PixelGroups of the threshold pixels outside every object, the filtered image at
+    their pixels): threshold_pixels a band of rows at a time, each with the kernel's
+    reach above and below, so that neither the filtered image nor the threshold map is
+    ever held whole (the same float32 sums: the rows outside the image are left out
+    alike)."""
+    ny = data_sub.shape[0]
+    reach = 0 if kernel is None else np.shape(kernel)[0] // 2
+    indices, values = [], []
+    for start in range(0, ny, band):
+        low, high = max(0, start - reach), min(ny, start + band + reach)
+        rows = slice(start - low, start - low + min(band, ny - start))
+
+        def part(array):
+            return array if array is None or not np.ndim(array) else array[low:high]
+        above, smoothed = threshold_pixels(part(data_sub), part(mask), part(err), kernel,
+                                           detection)
+        outside = np.flatnonzero(above[rows] & (segmap[start:start + band] == 0))
+        values.append(np.ascontiguousarray(smoothed[rows]).ravel()[outside])
+        indices.append(outside + start * data_sub.shape[1])
+    return pixel_groups(np.concatenate(indices), data_sub.shape), np.concatenate(values)
+
+
 def outside_groups(above, segmap):
-    """The 8-connected groups of threshold pixels outside every object: (labels, sizes)."""
-    from scipy import ndimage
-    groups, count = ndimage.label(above & (segmap == 0), structure=np.ones((3, 3), dtype=bool))
-    flat = groups.ravel()
-    return groups, np.bincount(flat[np.flatnonzero(flat)], minlength=count + 1)
+    """The 8-connected groups of threshold pixels outside every object (PixelGroups) of
+    a whole threshold map."""
+    return pixel_groups(np.flatnonzero(above & (segmap == 0)), above.shape)
 
 
-def undersized(groups, sizes, minarea):
-    """The pixels of the groups smaller than minarea: the detections smaller than
-    DETECT_MINAREA, which SExtractor blanks too in MASK_TYPE CORRECT and BLANK (those of
-    the detections CLEAN removed are larger: SExtractor puts them back)."""
-    small = sizes < minarea
+def undersized(groups, minarea):
+    """The pixels of the groups smaller than minarea (a boolean image): the detections
+    smaller than DETECT_MINAREA, which SExtractor blanks too in MASK_TYPE CORRECT and
+    BLANK (those of the detections CLEAN removed are larger: SExtractor puts them
+    back)."""
+    small = groups.sizes < minarea
     small[0] = False
-    return small[groups]
+    pixels = np.zeros(groups.shape, dtype=bool)
+    pixels.ravel()[groups.index[small[groups.labels]]] = True
+    return pixels
 
 
 def auto_photometry(data_sub, objects, mask, err, gain, kron_factor, kron_min_radius,
@@ -568,7 +588,8 @@ class Weighting:
 def extract_sources(image, mask, kernel, back_size, back_filtersize, detection, photometry,
                     stars, weighting=None, flags=None):
     """Background, detection and measurement of one image; returns an Extraction.
-    weighting: a Weighting (per-pixel variance from a weight map, its bad pixels);
+    weighting: a Weighting (per-pixel variance from a weight map, its bad pixels; the
+    variance is used up: filled in place, then turned into the error map);
     flags: (flag map, FLAG_TYPE) for IMAFLAGS_ISO."""
     variance, bkg, fill = None, None, None
     if weighting is not None:
@@ -587,29 +608,32 @@ def extract_sources(image, mask, kernel, back_size, back_filtersize, detection, 
         targets, sources = fill
         data_sub.ravel()[targets] = image.data.ravel()[sources] - background.ravel()[targets]
         del fill, targets, sources
+    poisson_map = None
     if variance is not None:  # thresholds and errors follow the weight map, pixel by pixel
-        err = np.sqrt(variance).astype(image.data.dtype, copy=False)
-        detect_err = detection_noise(variance, still_bad, kernel, detection.filter_type, err)
+        detect_err = detection_noise(variance, still_bad, kernel, detection.filter_type)
+        poisson_map = weight_gain_map(data_sub, variance, bkg.globalrms, photometry.gain)
+        # nothing needs the variance any more: its memory becomes the error map
+        err = np.sqrt(variance, out=variance) if variance.dtype == image.data.dtype \
+            else np.sqrt(variance).astype(image.data.dtype)
+        detect_err = err if detect_err is None else detect_err
     else:
         err = detect_err = error_for(detection.err_model, bkg)
     objects, segmap = detect(data_sub, mask, detect_err, kernel, detection)
     others, merged_pixels = None, None
     if len(objects) and (photometry.mask_type != "none" or detection.clean):
-        above, smoothed = threshold_pixels(data_sub, mask, detect_err, kernel, detection)
-        groups, sizes = outside_groups(above, segmap)
-        del above
+        groups, smoothed = outside_threshold_pixels(data_sub, mask, detect_err, kernel,
+                                                    detection, segmap)
         if photometry.mask_type != "none":
-            others = undersized(groups, sizes, detection.minarea)
+            others = undersized(groups, detection.minarea)
         if detection.clean:  # SExtractor's merge of the detections CLEAN removed
             objects, merged_pixels = merge_cleaned(
-                objects, segmap, groups, sizes, data_sub, smoothed, detection.minarea,
+                objects, segmap, groups, data_sub, smoothed, detection.minarea,
                 detection.clean_param)
         del groups, smoothed
     del detect_err
     # the absolute analysis threshold, as SExtractor's CLASS_STAR takes it
     thresh = detection.thresh * (1.0 if detection.err_model == "none" and variance is None
                                  else bkg.globalrms)
-    poisson_map = weight_gain_map(data_sub, variance, bkg.globalrms, photometry.gain)
     catalog, notes = build_catalog(image, data_sub, background, objects, segmap, mask, err,
                                    photometry, stars, thresh, poisson_map, others)
     del poisson_map, others
@@ -630,15 +654,16 @@ def extract_sources(image, mask, kernel, back_size, back_filtersize, detection, 
                       segmap, data_sub, mask)
 
 
-def detection_noise(variance, bad, kernel, filter_type, err):
-    """The noise the detection threshold follows. SExtractor filters the variance map with
-    the detection kernel too (conv filtering), bad pixels counting as infinite variance:
-    the threshold rises next to them. sep's matched filter weighs the noise itself."""
+def detection_noise(variance, bad, kernel, filter_type):
+    """The noise the detection threshold follows, or None where it is the error map
+    itself. SExtractor filters the variance map with the detection kernel too (conv
+    filtering), bad pixels counting as infinite variance: the threshold rises next to
+    them. sep's matched filter weighs the noise itself."""
     if kernel is None or filter_type != "conv":
-        return err
+        return None
     noise = filtered_with_bad(variance, normalised(kernel), bad, BAD_VARIANCE)
     np.maximum(noise, 0, out=noise)
-    return np.sqrt(noise, out=noise).astype(err.dtype, copy=False)
+    return np.sqrt(noise, out=noise)
 
 
 def weighted_pixels(mask, weighting):
@@ -673,7 +698,8 @@ def weight_variance(path, hdu, kind, thresh, image, mask, back_size, back_filter
     raw = np.where(weight.invalid, np.nan, weight.data) if weight.invalid is not None \
         else weight.data
     variance, bad, sigfac, background = variance_map(raw, kind, thresh, image.data, mask,
-                                                     back_size, back_filtersize)
+                                                     back_size, back_filtersize,
+                                                     overwrite=True)
     log(f"weight map ({kind}, {weight.description}): {int(bad.sum())} bad "
         f"pixel(s); variance rescaled by {sigfac ** 2:.5g}")
     if (bad if mask is None else (mask | bad)).all():

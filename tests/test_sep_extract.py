@@ -432,6 +432,30 @@ def test_clean_merges_the_detections_it_removes_as_sextractor(run_script, tmp_pa
                                   their_seg[labelled])
 
 
+def test_the_sparse_pixel_groups_are_scipy_s_labels():
+    """pixel_groups (the groups of threshold pixels outside the objects, found among those
+    pixels only) against scipy.ndimage.label with 8-connectivity: the same groups with the
+    same numbers, on random masks of every density, with groups touching the left and
+    right edges of consecutive rows (which must not join) and an empty mask."""
+    from scipy import ndimage
+    from astro_clean import pixel_groups
+    rng = np.random.default_rng(11)
+    for trial in range(60):
+        shape = tuple(int(n) for n in rng.integers(1, 60, 2))
+        pixels = rng.random(shape) < rng.choice([0.0, 0.05, 0.3, 0.6, 0.9])
+        if trial % 4 == 0 and shape[1] > 1:   # the last column of one row, the first of
+            pixels[:, -1] = pixels[:, 0] = False   # the next: neighbours in flat order
+            pixels[::2, -1] = pixels[1::2, 0] = True
+        expected, count = ndimage.label(pixels, structure=np.ones((3, 3), dtype=bool))
+        groups = pixel_groups(np.flatnonzero(pixels), shape)
+        labels = np.zeros(shape, dtype=np.int64)
+        labels.ravel()[groups.index] = groups.labels
+        np.testing.assert_array_equal(labels, expected)
+        np.testing.assert_array_equal(groups.sizes, np.bincount(expected.ravel(),
+                                                                minlength=count + 1)
+                                      * (np.arange(count + 1) > 0))
+
+
 def test_the_corrected_isophotal_flux_is_sextractor_s():
     """FLUX_ISOCOR from sep's isophotal flux, detection pixels and threshold: SExtractor's
     to 1e-5 wherever the isophotal fluxes agree (52 objects of 68)."""
@@ -499,8 +523,13 @@ def test_small_detections_are_sep_s_own_threshold(filter_type, noise):
     expected = (np.bincount(above.ravel()) < detection.minarea)[above] & (above > 0) \
         & (segmap == 0)
     above, _ = sep_extract.threshold_pixels(data, mask, err, kernel, detection)
-    groups, sizes = sep_extract.outside_groups(above, segmap)
-    found = sep_extract.undersized(groups, sizes, detection.minarea)
+    groups = sep_extract.outside_groups(above, segmap)
+    found = sep_extract.undersized(groups, detection.minarea)
+    # band by band, with the kernel's reach around each band: the same pixels
+    banded, _ = sep_extract.outside_threshold_pixels(data, mask, err, kernel, detection,
+                                                     segmap, band=7)
+    np.testing.assert_array_equal(banded.index, groups.index)
+    np.testing.assert_array_equal(sep_extract.undersized(banded, detection.minarea), found)
     assert expected.sum() > 100
     np.testing.assert_array_equal(found, expected)
 

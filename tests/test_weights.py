@@ -254,18 +254,20 @@ def test_the_mesh_estimator_is_sep_s_on_the_image(holes):
 
 
 def test_the_mesh_estimator_does_not_depend_on_its_band_of_meshes():
-    """Meshes estimated one row of meshes at a time or all at once: the same values, with
-    partial meshes at the right and bottom edges, bad pixels and NaN in them."""
+    """Meshes estimated one row of meshes at a time or all at once, their modes a band or
+    several bands at a time: the same values, with partial meshes at the right and bottom
+    edges, bad pixels and NaN in them."""
     rng = np.random.default_rng(6)
     data = rng.normal(100.0, 2.0, (300, 270)).astype(np.float32)
     data[40:70, 10:200] = np.nan
     variance = rng.uniform(3.0, 5.0, data.shape).astype(np.float32)
     usable = np.isfinite(data) & (rng.random(data.shape) > 0.05)
-    one_row = mesh_maps(data, variance, usable, 64, 3, band_pixels=1)
-    at_once = mesh_maps(data, variance, usable, 64, 3, band_pixels=data.size)
-    for ours, theirs in zip(one_row[0] + one_row[1], at_once[0] + at_once[1]):
-        assert ours.shape == (5, 5)
-        np.testing.assert_array_equal(ours, theirs)
+    one_row = mesh_maps(data, variance, usable, 64, 3, band_pixels=1, group=1)
+    for band_pixels, group in ((data.size, 1), (1, 3), (1, 10)):
+        other = mesh_maps(data, variance, usable, 64, 3, band_pixels=band_pixels, group=group)
+        for ours, theirs in zip(one_row[0] + one_row[1], other[0] + other[1]):
+            assert ours.shape == (5, 5)
+            np.testing.assert_array_equal(ours, theirs)
 
 
 def test_a_variance_map_proportional_to_the_noise_scales_to_it():
