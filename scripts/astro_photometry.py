@@ -11,6 +11,7 @@ from astro_images import header_number
 ZEROPOINT_KEYS = ("MAGZP", "PHOTZP", "MAGZPT")
 MAG_UNDEFINED = 99.0       # SExtractor's magnitude for a non-positive flux
 MAGERR_FACTOR = 2.5 / np.log(10.0)   # 1.0857: magnitude error per relative flux error
+KRON_MEASURE_RADIUS = 6.0  # SExtractor measures the first moment within 6 isophotal radii
 
 
 def run_sep(call, what):
@@ -119,14 +120,19 @@ def apertures_beyond_image(x, y, a, b, theta, r, shape):
     return (x0 < 0) | (x1 > nx) | (y0 < 0) | (y1 > ny)
 
 
-def growth_curve_beyond_image(x, y, a, shape):
-    """SExtractor's OBJ_APERT_PB test of the growth curve FLUX_RADIUS is read from
-    (src/growth.c): the circle of radius 6 A + 1.5 around the object, its box
-    [(int)(x - r + 0.499999), (int)(x + r + 1.499999)) (C's truncation), leaves the image."""
+def circles_beyond_image(x, y, r, shape):
+    """SExtractor's OBJ_APERT_PB test of a circle of radius r (FLUX_APER's apertures,
+    src/photom.c; FLUX_RADIUS's growth curve): its box [(int)(x - r + 0.499999),
+    (int)(x + r + 1.499999)) (C's truncation) leaves the image."""
     ny, nx = shape
-    r = 6.0 * np.asarray(a, dtype=np.float64) + 1.5
     return ((np.trunc(x - r + 0.499999) < 0) | (np.trunc(x + r + 1.499999) > nx)
             | (np.trunc(y - r + 0.499999) < 0) | (np.trunc(y + r + 1.499999) > ny))
+
+
+def growth_curve_beyond_image(x, y, a, shape):
+    """SExtractor's OBJ_APERT_PB test of the growth curve FLUX_RADIUS is read from
+    (src/growth.c): the circle of radius 6 A + 1.5 around the object leaves the image."""
+    return circles_beyond_image(x, y, 6.0 * np.asarray(a, dtype=np.float64) + 1.5, shape)
 
 
 def _box_counts(table, x0, x1, y0, y1):

@@ -29,8 +29,9 @@ from astro_weights import (  # noqa: E402,I100
     choose_hdu, interpolate_bad_pixels, variance_map, WEIGHT_HDU_NAMES, WEIGHT_TYPES,
 )
 from astro_photometry import (  # noqa: E402,I100
-    choose_zeropoint, estimate_background, MAG_UNDEFINED, magnitude_errors, magnitudes,
-    run_sep, sums_with_errors, weight_gain_map,
+    apertures_beyond_image, choose_zeropoint, circles_beyond_image, estimate_background,
+    KRON_MEASURE_RADIUS, MAG_UNDEFINED, magnitude_errors, magnitudes, run_sep,
+    sums_with_errors, weight_gain_map,
 )
 
 REQUIRED = ("X_IMAGE", "Y_IMAGE", "A_IMAGE", "THETA_IMAGE", "KRON_RADIUS")
@@ -39,7 +40,7 @@ BAND_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 GRID_TOLERANCE = 0.5        # px: the catalog's RA/Dec must land this close to X/Y_IMAGE
 STAR_CLASS = 0.8            # CLASS_STAR at or above: drawn as a star in the diagram
 # The per-band flag bits (FLAGS_<band>); 16 is SExtractor's own.
-FLAG_TRUNCATED = 16         # the AUTO aperture runs off the image
+FLAG_TRUNCATED = 16         # an aperture runs off the image (SExtractor's test)
 FLAG_MASKED = 256           # masked or zero-weight pixels inside the AUTO aperture
 FLAG_NO_FLUX = 512          # FLUX_AUTO <= 0: no magnitude
 CLIP_SIGMA, CLIP_ROUNDS = 3.0, 10
@@ -336,12 +337,26 @@ def measure_band(image, mask, weight, weight_type, apertures, diameters, zeropoi
     col = np.clip(np.rint(p.x).astype(int), 0, nx - 1)
     row = np.clip(np.rint(p.y).astype(int), 0, ny - 1)
     columns["BACKGROUND"] = back[row, col].astype(float) if len(p.x) else np.zeros(0)
-    columns["FLAGS"] = band_flags(flags, flux)
+    columns["FLAGS"] = band_flags(flags, flux, apertures_off_image(p, diameters, image.shape))
     return columns, bkg
 
 
-def band_flags(sep_flags, flux):
-    flags = np.where(sep_flags & 0x0010, FLAG_TRUNCATED, 0)     # sep.APER_TRUNC
+def apertures_off_image(apertures, diameters, shape):
+    """SExtractor's FLAGS bit 16 in its dual-image mode (OBJ_APERT_PB, src/photom.c): the
+    box it scans for the Kron radius, for the AUTO ellipse or for one of the FLUX_APER
+    circles leaves the image."""
+    p = apertures
+    off = apertures_beyond_image(p.x, p.y, p.a, p.b, p.theta, KRON_MEASURE_RADIUS, shape) \
+        | apertures_beyond_image(p.x, p.y, p.a, p.b, p.theta, p.kron, shape)
+    for diameter in diameters:
+        off |= circles_beyond_image(p.x, p.y, diameter / 2.0, shape)
+    return off
+
+
+def band_flags(sep_flags, flux, off_image):
+    """FLAGS_<band>: 16 an aperture leaves the image, 256 masked or zero-weight pixels
+    inside the AUTO aperture, 512 no flux (FLUX_AUTO <= 0)."""
+    flags = np.where(off_image, FLAG_TRUNCATED, 0)
     flags |= np.where(sep_flags & 0x0020, FLAG_MASKED, 0)       # sep.APER_HASMASKED
     flags |= np.where(flux > 0, 0, FLAG_NO_FLUX)
     return flags.astype(np.int64)

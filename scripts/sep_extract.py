@@ -27,8 +27,8 @@ from astro_images import (  # noqa: E402
 )
 from astro_photometry import (  # noqa: E402
     apertures_beyond_image, choose_zeropoint, crowded_objects, estimate_background,
-    growth_curve_beyond_image, isophotal_corrected_fluxes, magnitudes, MASK_TYPES,
-    masked_pixel_corrections, run_sep, sums_with_errors, weight_gain_map,
+    growth_curve_beyond_image, isophotal_corrected_fluxes, KRON_MEASURE_RADIUS, magnitudes,
+    MASK_TYPES, masked_pixel_corrections, run_sep, sums_with_errors, weight_gain_map,
 )
 from astro_weights import (  # noqa: E402,I100
     choose_hdu, combine_flags, filtered, filtered_with_bad, FLAG_HDU_NAMES, FLAG_TYPES,
@@ -56,7 +56,6 @@ FLAG_SATURATED = SATURATED_FLAG
 FLAG_TRUNCATED = 8
 FLAG_APERTURE_INCOMPLETE = 16
 FLAG_DEBLEND_OVERFLOW = 64
-KRON_MEASURE_RADIUS = 6.0  # SExtractor measures the first moment within 6 isophotal radii
 # How the catalog's computed columns are written (SExtractor's own precision).
 COLUMN_FORMATS = {
     "X_IMAGE": "%.4f", "Y_IMAGE": "%.4f", "ALPHA_J2000": "%.7f", "DELTA_J2000": "%.7f",

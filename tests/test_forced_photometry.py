@@ -43,6 +43,10 @@ def test_equals_sextractor_dual_image_mode(run_script, tmp_path):
                                   ("FLUXERR_APER_i", "FLUXERR_APER")):
         assert p90(ours[ours_name], theirs[their_name]) < 1e-4, ours_name
     np.testing.assert_allclose(ours["BACKGROUND_i"], theirs["BACKGROUND"], rtol=1e-3)
+    # FLAGS bit 16 where SExtractor's scanning boxes (Kron radius, AUTO ellipse, the
+    # FLUX_APER circles) leave the image: 12 objects, sep's own aperture flag had 3
+    np.testing.assert_array_equal(ours["FLAGS_i"] & 16, theirs["FLAGS"].astype(int) & 16)
+    assert (theirs["FLAGS"].astype(int) & 16).astype(bool).sum() == 12
     # every input column is kept as it came in, the band is named from the header
     assert list(ours)[:len(theirs)] == list(theirs)
     assert "band i: zero point 0" in result.out
