@@ -21,6 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts"))
 from bench_sep_extract import synthetic_field  # noqa: E402
+from child_peak import PEAK_RSS  # noqa: E402
 
 APERTURES = (5.0, 10.0, 20.0)
 
@@ -57,7 +58,7 @@ def in_child(call):
     code = (f"import sys, time, resource; sys.path.insert(0, {HERE!r}); "
             "import bench_forced_photometry as b; t = time.perf_counter(); "
             f"{call}; print(time.perf_counter() - t, "
-            "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)")
+            f"{PEAK_RSS})")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     seconds, peak = result.stdout.strip().splitlines()[-1].split()

@@ -22,6 +22,8 @@ import tempfile
 
 import numpy as np
 
+from child_peak import PEAK_RSS
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = os.path.join(HERE, "..", "scripts")
 sys.path.insert(0, SCRIPTS)
@@ -35,7 +37,7 @@ def run_child(script, argv):
     code = (f"import sys, time, resource; sys.path.insert(0, {SCRIPTS!r}); "
             f"import {script}; t = time.perf_counter(); {script}.main({argv!r}); "
             "print(time.perf_counter() - t, "
-            "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)")
+            f"{PEAK_RSS})")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{script} failed: {result.stderr[-500:]}")
@@ -45,7 +47,7 @@ def run_child(script, argv):
 
 def baseline_rss():
     code = f"import resource; {IMPORTS}; " \
-           "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)"
+           f"print({PEAK_RSS})"
     return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               check=True).stdout)
 

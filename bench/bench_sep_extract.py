@@ -28,6 +28,8 @@ import time
 
 import numpy as np
 
+from child_peak import PEAK_RSS
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = os.path.join(HERE, "..", "scripts")
 sys.path.insert(0, SCRIPTS)
@@ -166,7 +168,7 @@ def measure_in_child(kind, path, out):
             "import bench_sep_extract as b; t = time.perf_counter(); "
             f"b.{kind}({path!r}{', ' + repr(out) if kind.startswith('ours') else ''}); "
             "print(time.perf_counter() - t, "
-            "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "
+            f"{PEAK_RSS}, "
             "' '.join(f'{k}={v}' for k, v in b.STEP_TIMES.items()))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
@@ -189,7 +191,7 @@ def interleaved_runs(suffix, path, out, repeat):
 def baseline_rss():
     """Peak RSS of a Python that only imports what the script imports (no data)."""
     code = ("import resource, numpy, sep, scipy.ndimage, astropy.io.fits, astropy.wcs; "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)")
+            f"print({PEAK_RSS})")
     return int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               check=True).stdout)
 

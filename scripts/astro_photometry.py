@@ -139,11 +139,16 @@ def _box_counts(table, x0, x1, y0, y1):
     return table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]
 
 
-def _summed_area(values):
-    """Counts of True pixels in every [0, y) x [0, x) (int32: images below 2**31 pixels)."""
-    table = np.zeros((values.shape[0] + 1, values.shape[1] + 1), dtype=np.int32)
-    np.cumsum(values, axis=0, dtype=np.int32, out=table[1:, 1:])
-    np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
+def _summed_area(values, band=256):
+    """Counts of True pixels in every [0, y) x [0, x) (int32: images below 2**31 pixels),
+    a band of rows at a time: no temporary of the table's size."""
+    ny, nx = values.shape
+    table = np.zeros((ny + 1, nx + 1), dtype=np.int32)
+    for start in range(0, ny, band):
+        part = np.cumsum(values[start:start + band], axis=1, dtype=np.int32)
+        np.cumsum(part, axis=0, out=part)
+        part += table[start, 1:]          # everything above the band
+        table[start + 1:start + 1 + len(part), 1:] = part
     return table
 
 
@@ -175,21 +180,44 @@ def crowded_objects(blanked, segmap, x, y, a, b, theta, radii):
     crowded = np.zeros(count, dtype=bool)
     if blanked is None or count == 0 or not blanked.any():
         return crowded
-    image = blanked.astype(np.float32)
-    labels = segmap.ravel()
-    index = np.flatnonzero(blanked.ravel() & (labels > 0))   # own pixels, blanked for others
-    owner = labels[index].astype(np.int64) - 1
-    py, px = np.divmod(index, segmap.shape[1])
-    cxx, cyy, cxy = sep.ellipse_coeffs(a, b, theta)
-    dx, dy = px - x[owner], py - y[owner]
-    distance = cxx[owner] * dx * dx + cyy[owner] * dy * dy + cxy[owner] * dx * dy
-    for r in radii:
-        r = np.broadcast_to(np.asarray(r, dtype=np.float64), (count,))
-        blank_sum, root_area, _ = sep.sum_ellipse(image, x, y, a, b, theta, r, err=1.0,
+    radii = [np.broadcast_to(np.asarray(r, dtype=np.float64), (count,)) for r in radii]
+    own = own_pixels_within(blanked, segmap, x, y, a, b, theta, radii)
+    for r, own_inside in zip(radii, own):
+        # sep sums the boolean image as it is (no float copy)
+        blank_sum, root_area, _ = sep.sum_ellipse(blanked, x, y, a, b, theta, r, err=1.0,
                                                   subpix=1)
-        own = np.bincount(owner[distance < r[owner] ** 2], minlength=count)
-        crowded |= blank_sum - own > CROWD_THRESHOLD * np.rint(np.square(root_area))
+        crowded |= blank_sum - own_inside > CROWD_THRESHOLD * np.rint(np.square(root_area))
     return crowded
+
+
+def own_pixels_within(blanked, segmap, x, y, a, b, theta, radii, band=256):
+    """For each radius, the blanked pixels of each object's own footprint whose centre is
+    inside its ellipse of semi-axes r a, r b (sep's test), counted a band of rows at a
+    time: the temporaries follow a band's object pixels, not the image's."""
+    import sep
+    count, width = len(x), segmap.shape[1]
+    cxx, cyy, cxy = sep.ellipse_coeffs(a, b, theta)
+    own = [np.zeros(count, dtype=np.int64) for _ in radii]
+    for start in range(0, segmap.shape[0], band):
+        labels = segmap[start:start + band].ravel()
+        index = np.flatnonzero(blanked[start:start + band].ravel() & (labels > 0))
+        owner = labels[index].astype(np.int64) - 1
+        py, px = np.divmod(index, width)
+        dx, dy = px - x[owner], py + start - y[owner]
+        distance = cxx[owner] * dx * dx + cyy[owner] * dy * dy + cxy[owner] * dx * dy
+        for total, r in zip(own, radii):
+            total += np.bincount(owner[distance < r[owner] ** 2], minlength=count)
+    return own
+
+
+def label_counts(segmap, count, band=256):
+    """The pixels of each label 0 ... count of a segmentation map, counted a band of rows
+    at a time (one bincount would first copy the whole map to 64-bit integers: twice the
+    bytes of a float32 image)."""
+    total = np.zeros(count + 1, dtype=np.int64)
+    for start in range(0, segmap.shape[0], band):
+        total += np.bincount(segmap[start:start + band].ravel(), minlength=count + 1)[:count + 1]
+    return total
 
 
 def masked_pixel_corrections(data_sub, noise, poisson_map, segmap, bad, ellipses,
@@ -220,7 +248,7 @@ def masked_pixel_corrections(data_sub, noise, poisson_map, segmap, bad, ellipses
     else:
         bad = None
     if blanked is not None:
-        own_area = np.bincount(segmap.ravel(), minlength=count + 1)[:count + 1]
+        own_area = label_counts(segmap, count)
         # more labelled pixels in the box than the object has: a neighbour is there
         candidates |= _box_counts(_summed_area(blanked), x0, x1, y0, y1) > own_area[1:]
         if own_boxes is not None:  # an isophote reaching out of the box hides one
